@@ -1,0 +1,86 @@
+//! `ccr serve`: load the config, start the server, run until SIGINT/SIGTERM.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+use crate::Failure;
+use ccr::config::{self, Overrides};
+use ccr::server::Server;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (overrides `server.host`)
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one (overrides `server.port`)
+    #[arg(long)]
+    port: Option<u16>,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter such as `ccr=debug`
+    #[arg(long, env = "CCR_LOG", default_value = "info", value_name = "LEVEL")]
+    log_level: String,
+}
+
+pub fn run(config_path: Option<PathBuf>, args: Args) -> Result<(), Failure> {
+    let filter = EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("`--log-level {}` is not a level or filter", args.log_level))
+        .map_err(Failure::config)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let explicit = config_path.is_some();
+    let path = config_path.or_else(config::default_path);
+    let overrides = Overrides {
+        host: args.host,
+        port: args.port,
+    };
+    let loaded = config::load(path.as_deref(), explicit, &overrides).map_err(Failure::config)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(config = %loaded.source, "configuration loaded");
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(&loaded.config, Vec::new())
+            .await
+            .context("cannot start the server")?;
+        let mut stdout = std::io::stdout().lock();
+        // Scripts and tests read this line to learn the port; a closed stdout is not an error.
+        let _ = writeln!(stdout, "listening on {}", server.local_addr());
+        let _ = stdout.flush();
+        drop(stdout);
+        server.run(shutdown_signal()).await;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

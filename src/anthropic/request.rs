@@ -1,0 +1,143 @@
+//! The fields of a Messages request that ccr itself reads. The body is parsed once; the rest
+//! of it stays as the client's bytes, so a pass-through forwards it unchanged.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("request body is not valid JSON: {0}")]
+    Syntax(String),
+    #[error("request body must be a JSON object")]
+    NotAnObject,
+    #[error("`model`: field required (a model name such as `claude-sonnet-4-5`)")]
+    MissingModel,
+    #[error("`model`: expected a string")]
+    ModelNotString,
+    #[error("`stream`: expected true or false")]
+    StreamNotBool,
+}
+
+/// A Messages request: the client's bytes plus the fields ccr routes on.
+#[derive(Debug, Clone)]
+pub struct MessagesRequest {
+    body: Bytes,
+    model: String,
+    /// Byte range of the `model` value (quotes included) inside `body`.
+    model_span: Range<usize>,
+    stream: bool,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
+}
+
+impl MessagesRequest {
+    /// Parses the body once; syntax errors name line and column.
+    pub fn parse(body: Bytes) -> Result<MessagesRequest, RequestError> {
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(_) => return Err(RequestError::NotAnObject),
+            None => return Err(RequestError::Syntax("the body is empty".into())),
+        }
+        let head: Head<'_> =
+            serde_json::from_slice(&body).map_err(|e| RequestError::Syntax(e.to_string()))?;
+        let raw_model = head.model.ok_or(RequestError::MissingModel)?;
+        let model: String =
+            serde_json::from_str(raw_model.get()).map_err(|_| RequestError::ModelNotString)?;
+        let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+        let model_span = start..start + raw_model.get().len();
+        let stream = match head.stream {
+            None => false,
+            Some(raw) => match raw.get() {
+                "true" => true,
+                "false" | "null" => false,
+                _ => return Err(RequestError::StreamNotBool),
+            },
+        };
+        Ok(MessagesRequest {
+            body,
+            model,
+            model_span,
+            stream,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn stream(&self) -> bool {
+        self.stream
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The client's body with only the `model` value replaced; every other byte unchanged.
+    pub fn body_with_model(&self, model: &str) -> Bytes {
+        if model == self.model {
+            return self.body.clone();
+        }
+        let quoted = serde_json::to_string(model).expect("a string serializes");
+        let mut out = Vec::with_capacity(self.body.len() + quoted.len());
+        out.extend_from_slice(&self.body[..self.model_span.start]);
+        out.extend_from_slice(quoted.as_bytes());
+        out.extend_from_slice(&self.body[self.model_span.end..]);
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MessagesRequest, RequestError> {
+        MessagesRequest::parse(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    #[test]
+    fn replaces_only_the_model_bytes() {
+        let text = r#"{ "max_tokens":5, "model" : "claude-x",  "x_unknown":{"model":"keep"},"stream":true}"#;
+        let req = parse(text).unwrap();
+        assert_eq!(req.model(), "claude-x");
+        assert!(req.stream());
+        let out = req.body_with_model("vendor/m\"1");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{ "max_tokens":5, "model" : "vendor/m\"1",  "x_unknown":{"model":"keep"},"stream":true}"#
+        );
+        assert_eq!(req.body_with_model("claude-x"), text.as_bytes());
+    }
+
+    #[test]
+    fn escaped_model_is_decoded() {
+        assert_eq!(parse(r#"{"model":"a\u002fb"}"#).unwrap().model(), "a/b");
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        match parse("{\"model\": \"x\",\n \"messages\": [}") {
+            Err(RequestError::Syntax(m)) => assert!(m.contains("line 2"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse("[1]").unwrap_err(), RequestError::NotAnObject);
+        assert_eq!(parse("{}").unwrap_err(), RequestError::MissingModel);
+        assert_eq!(
+            parse(r#"{"model":3}"#).unwrap_err(),
+            RequestError::ModelNotString
+        );
+        assert_eq!(
+            parse(r#"{"model":"m","stream":"yes"}"#).unwrap_err(),
+            RequestError::StreamNotBool
+        );
+    }
+}

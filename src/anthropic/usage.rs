@@ -1,0 +1,344 @@
+//! Token usage, read on the side from response bytes that are forwarded unchanged.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+}
+
+/// The usage fields as they appear in a response; absent ones leave the total unchanged.
+#[derive(Deserialize, Default)]
+struct UsagePatch {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl Usage {
+    fn apply(&mut self, patch: &UsagePatch) {
+        let fields = [
+            (&mut self.input_tokens, patch.input_tokens),
+            (&mut self.output_tokens, patch.output_tokens),
+            (
+                &mut self.cache_creation_input_tokens,
+                patch.cache_creation_input_tokens,
+            ),
+            (
+                &mut self.cache_read_input_tokens,
+                patch.cache_read_input_tokens,
+            ),
+        ];
+        for (field, value) in fields {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+    }
+}
+
+/// Largest non-streaming body kept to read its usage; larger ones are counted without it.
+const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
+/// Bytes of a line looked at to decide whether the rest of it is worth keeping.
+const LINE_PREFIX: usize = 64;
+
+/// Watches a response body as it passes and reports its usage at the end. Only the few lines
+/// that carry usage are copied; the rest are skipped byte by byte.
+#[derive(Debug)]
+pub enum UsageScanner {
+    Sse(SseUsage),
+    Json(JsonUsage),
+    None,
+}
+
+impl UsageScanner {
+    /// Picks the scanner for a response by its content type.
+    pub fn for_content_type(content_type: Option<&str>) -> UsageScanner {
+        match content_type {
+            Some(ct) if ct.starts_with("text/event-stream") => {
+                UsageScanner::Sse(SseUsage::default())
+            }
+            Some(ct) if ct.starts_with("application/json") => {
+                UsageScanner::Json(JsonUsage::default())
+            }
+            _ => UsageScanner::None,
+        }
+    }
+
+    pub fn observe(&mut self, chunk: &[u8]) {
+        match self {
+            UsageScanner::Sse(s) => s.observe(chunk),
+            UsageScanner::Json(j) => j.observe(chunk),
+            UsageScanner::None => {}
+        }
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            UsageScanner::Sse(s) => s.seen.then_some(s.usage),
+            UsageScanner::Json(j) => j.usage(),
+            UsageScanner::None => None,
+        }
+    }
+
+    /// True when the bytes seen so far end between two SSE events (or the body is not SSE),
+    /// so an `error` event can be appended without breaking one in half.
+    pub fn at_event_boundary(&self) -> bool {
+        match self {
+            UsageScanner::Sse(s) => s.at_boundary,
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineState {
+    /// Collecting the first bytes of a line to classify it.
+    Prefix,
+    /// Keeping the whole line.
+    Keep,
+    /// Skipping to the end of the line.
+    Skip,
+}
+
+#[derive(Debug)]
+pub struct SseUsage {
+    usage: Usage,
+    seen: bool,
+    line: Vec<u8>,
+    state: LineState,
+    /// The current event's `event:` name carries usage.
+    event_has_usage: Option<bool>,
+    at_boundary: bool,
+}
+
+impl Default for SseUsage {
+    fn default() -> Self {
+        SseUsage {
+            usage: Usage::default(),
+            seen: false,
+            line: Vec::with_capacity(LINE_PREFIX),
+            state: LineState::Prefix,
+            event_has_usage: None,
+            at_boundary: true,
+        }
+    }
+}
+
+impl SseUsage {
+    pub fn observe(&mut self, mut chunk: &[u8]) {
+        while !chunk.is_empty() {
+            let newline = chunk.iter().position(|&b| b == b'\n');
+            let (part, rest) = match newline {
+                Some(i) => (&chunk[..i], &chunk[i + 1..]),
+                None => (chunk, &[][..]),
+            };
+            self.take_line_part(part);
+            if newline.is_some() {
+                self.end_line();
+            } else if !part.is_empty() {
+                self.at_boundary = false;
+            }
+            chunk = rest;
+        }
+    }
+
+    fn take_line_part(&mut self, part: &[u8]) {
+        match self.state {
+            LineState::Skip => {}
+            LineState::Keep => self.line.extend_from_slice(part),
+            LineState::Prefix => {
+                self.line.extend_from_slice(part);
+                if self.line.len() >= LINE_PREFIX {
+                    self.state = self.classify();
+                    if self.state == LineState::Skip {
+                        self.line.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    fn classify(&self) -> LineState {
+        let line = self.line.as_slice();
+        if line.starts_with(b"event:") {
+            return LineState::Keep;
+        }
+        if !line.starts_with(b"data:") {
+            return LineState::Skip;
+        }
+        let wanted = match self.event_has_usage {
+            Some(wanted) => wanted,
+            None => contains(line, b"\"message_start\"") || contains(line, b"\"message_delta\""),
+        };
+        if wanted {
+            LineState::Keep
+        } else {
+            LineState::Skip
+        }
+    }
+
+    fn end_line(&mut self) {
+        let blank = self.state == LineState::Prefix && trim_cr(&self.line).is_empty();
+        if self.state == LineState::Prefix {
+            self.state = self.classify();
+        }
+        if self.state == LineState::Keep {
+            let line = std::mem::take(&mut self.line);
+            self.read_line(trim_cr(&line));
+            self.line = line;
+        }
+        if blank {
+            self.event_has_usage = None;
+        }
+        self.at_boundary = blank;
+        self.line.clear();
+        self.state = LineState::Prefix;
+    }
+
+    fn read_line(&mut self, line: &[u8]) {
+        if let Some(name) = line.strip_prefix(b"event:") {
+            let name = trim_space(name);
+            self.event_has_usage = Some(name == b"message_start" || name == b"message_delta");
+        } else if let Some(data) = line.strip_prefix(b"data:") {
+            self.read_data(trim_space(data));
+        }
+    }
+
+    fn read_data(&mut self, data: &[u8]) {
+        #[derive(Deserialize)]
+        struct Message {
+            #[serde(default)]
+            usage: Option<UsagePatch>,
+        }
+        #[derive(Deserialize)]
+        struct Event {
+            #[serde(default)]
+            message: Option<Message>,
+            #[serde(default)]
+            usage: Option<UsagePatch>,
+        }
+        let Ok(event) = serde_json::from_slice::<Event>(data) else {
+            return;
+        };
+        let patch = event.usage.or(event.message.and_then(|m| m.usage));
+        if let Some(patch) = patch {
+            self.usage.apply(&patch);
+            self.seen = true;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct JsonUsage {
+    body: Vec<u8>,
+    overflowed: bool,
+}
+
+impl JsonUsage {
+    fn observe(&mut self, chunk: &[u8]) {
+        if self.overflowed || self.body.len() + chunk.len() > MAX_JSON_BODY {
+            self.overflowed = true;
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(chunk);
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        #[derive(Deserialize)]
+        struct Body {
+            usage: Option<UsagePatch>,
+        }
+        let body: Body = serde_json::from_slice(&self.body).ok()?;
+        let mut usage = Usage::default();
+        usage.apply(&body.usage?);
+        Some(usage)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn trim_space(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b" ").unwrap_or(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"usage\":{\"input_tokens\":120,\"cache_creation_input_tokens\":7,\"cache_read_input_tokens\":30,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"héllo \\\"usage\\\":{\\\"output_tokens\\\":999}\"}}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":42}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    fn expected() -> Usage {
+        Usage {
+            input_tokens: 120,
+            output_tokens: 42,
+            cache_creation_input_tokens: 7,
+            cache_read_input_tokens: 30,
+        }
+    }
+
+    #[test]
+    fn reads_usage_from_whole_stream() {
+        let mut s = UsageScanner::for_content_type(Some("text/event-stream; charset=utf-8"));
+        s.observe(STREAM.as_bytes());
+        assert_eq!(s.usage(), Some(expected()));
+        assert!(s.at_event_boundary());
+    }
+
+    #[test]
+    fn reads_usage_one_byte_at_a_time() {
+        let mut s = UsageScanner::for_content_type(Some("text/event-stream"));
+        let bytes = STREAM.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            s.observe(std::slice::from_ref(b));
+            if i + 1 < bytes.len() && bytes[i] != b'\n' {
+                assert!(!s.at_event_boundary());
+            }
+        }
+        assert_eq!(s.usage(), Some(expected()));
+        assert!(s.at_event_boundary());
+    }
+
+    #[test]
+    fn crlf_lines_and_missing_event_names() {
+        let text = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\r\n\r\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":9}}\r\n\r\n";
+        let mut s = UsageScanner::for_content_type(Some("text/event-stream"));
+        s.observe(text.as_bytes());
+        let u = s.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (5, 9));
+    }
+
+    #[test]
+    fn json_body_usage() {
+        let mut s = UsageScanner::for_content_type(Some("application/json"));
+        s.observe(br#"{"id":"msg","usage":{"input_tokens":3,"#);
+        s.observe(br#""output_tokens":4}}"#);
+        assert_eq!(s.usage().unwrap().output_tokens, 4);
+    }
+}

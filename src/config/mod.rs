@@ -1,0 +1,486 @@
+//! The YAML configuration: schema, defaults, `${VAR}` interpolation, validation, and where the
+//! file and the data directory live. Every error names the field path, and the file and
+//! line where the parser knows them.
+
+mod values;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use values::{ConfigString, HttpUrl, Seconds, Secret};
+
+/// The configuration used when no file exists.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+/// Where a configuration came from, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Embedded,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Embedded => f.write_str("the embedded default config"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The parser's message already holds the field path and `at line L column C`.
+    #[error("{source_name}: {message}")]
+    Parse {
+        source_name: Source,
+        message: String,
+        line: Option<usize>,
+    },
+    #[error("{source_name}: {field}: {message}")]
+    Invalid {
+        source_name: Source,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub routes: RoutesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: ConfigString,
+    pub port: u16,
+    /// When set, clients must present it (`x-api-key` or `Authorization: Bearer`) and their
+    /// own credential is never forwarded upstream. Empty (e.g. `${CCR_API_KEY:-}`) is unset.
+    pub api_key: Option<Secret>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: u64,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Seconds,
+    /// A client connection with no request in flight is closed after this long.
+    pub idle_timeout: Seconds,
+    /// On SIGINT/SIGTERM, in-flight requests get this long to finish; streams still open
+    /// then end with an `error` event.
+    pub shutdown_grace: Seconds,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: ConfigString("127.0.0.1".into()),
+            port: 3456,
+            api_key: None,
+            body_limit: 32 * 1024 * 1024,
+            header_read_timeout: Seconds(Duration::from_secs(30)),
+            idle_timeout: Seconds(Duration::from_secs(300)),
+            shutdown_grace: Seconds(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The client key, if one is configured and non-empty.
+    pub fn client_key(&self) -> Option<&Secret> {
+        self.api_key.as_ref().filter(|k| !k.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Anthropic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    #[serde(rename = "type")]
+    pub kind: ProviderKind,
+    /// Where ccr's own path begins (`https://api.anthropic.com` for `anthropic`).
+    pub base_url: Option<HttpUrl>,
+    /// The provider's key. Without one, an `anthropic` provider passes the client's own key
+    /// (only when ccr has no `server.api_key`).
+    pub api_key: Option<Secret>,
+    /// `anthropic-beta` flags removed before forwarding (an upstream answers 400 to flags it
+    /// does not know).
+    #[serde(default)]
+    pub drop_beta_flags: Vec<String>,
+    #[serde(default)]
+    pub timeouts: UpstreamTimeouts,
+}
+
+impl ProviderConfig {
+    pub fn base_url(&self) -> url::Url {
+        match &self.base_url {
+            Some(url) => url.0.clone(),
+            None => match self.kind {
+                ProviderKind::Anthropic => {
+                    url::Url::parse("https://api.anthropic.com").expect("valid default URL")
+                }
+            },
+        }
+    }
+
+    pub fn key(&self) -> Option<&Secret> {
+        self.api_key.as_ref().filter(|k| !k.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTimeouts {
+    pub connect: Seconds,
+    /// Until the response's first body bytes (thinking models are slow to start).
+    pub first_byte: Seconds,
+    /// Between two chunks of a response body.
+    pub idle: Seconds,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        UpstreamTimeouts {
+            connect: Seconds(Duration::from_secs(10)),
+            first_byte: Seconds(Duration::from_secs(300)),
+            idle: Seconds(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// Routes per scenario. Only `default` is used until scenario routing lands; the others are
+/// validated so a config written for later versions is checked now.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesConfig {
+    pub default: Vec<TargetSpec>,
+    pub background: Option<Vec<TargetSpec>>,
+    pub thinking: Option<Vec<TargetSpec>>,
+    pub long_context: Option<Vec<TargetSpec>>,
+    pub web_search: Option<Vec<TargetSpec>>,
+}
+
+impl RoutesConfig {
+    fn all(&self) -> impl Iterator<Item = (&'static str, &Vec<TargetSpec>)> {
+        [
+            ("default", Some(&self.default)),
+            ("background", self.background.as_ref()),
+            ("thinking", self.thinking.as_ref()),
+            ("long_context", self.long_context.as_ref()),
+            ("web_search", self.web_search.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, targets)| targets.map(|t| (name, t)))
+    }
+}
+
+/// `provider/model`, split at the first `/` (model ids contain `/` themselves). A bare
+/// `provider` or `provider/*` keeps the model the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub provider: String,
+    pub model: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for TargetSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let ConfigString(text) = ConfigString::deserialize(deserializer)?;
+        TargetSpec::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TargetSpec {
+    pub fn parse(text: &str) -> Result<TargetSpec, String> {
+        let (provider, model) = match text.split_once('/') {
+            Some((provider, "*")) => (provider, None),
+            Some((provider, model)) => (provider, Some(model.to_string())),
+            None => (text, None),
+        };
+        if provider.is_empty() || model.as_deref() == Some("") {
+            return Err(format!(
+                "`{text}` is not a target: write `provider/model`, or `provider/*` to keep the client's model"
+            ));
+        }
+        Ok(TargetSpec {
+            provider: provider.to_string(),
+            model,
+        })
+    }
+}
+
+impl std::fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.model {
+            Some(model) => write!(f, "{}/{}", self.provider, model),
+            None => write!(f, "{}/*", self.provider),
+        }
+    }
+}
+
+/// A parsed and validated configuration, with what the loader noticed on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Source,
+    pub warnings: Vec<String>,
+}
+
+/// Overrides given on the command line; applied before validation so they are checked too.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl Config {
+    /// Parses YAML text; interpolation reads `env` when given, else the process environment.
+    pub fn parse(
+        text: &str,
+        source: &Source,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Config, ConfigError> {
+        let parsed: Result<Config, serde_norway::Error> =
+            values::with_env(env, || serde_norway::from_str(text));
+        parsed.map_err(|e| ConfigError::Parse {
+            source_name: source.clone(),
+            line: e.location().map(|l| l.line()),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks what no single field can check alone.
+    pub fn validate(&self, source: &Source) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            source_name: source.clone(),
+            field,
+            message,
+        };
+        for (scenario, targets) in self.routes.all() {
+            if scenario == "default" && targets.is_empty() {
+                return Err(invalid(
+                    "routes.default".into(),
+                    "needs at least one target such as `anthropic/*`".into(),
+                ));
+            }
+            for (i, target) in targets.iter().enumerate() {
+                if !self.providers.contains_key(&target.provider) {
+                    let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                    return Err(invalid(
+                        format!("routes.{scenario}[{i}]"),
+                        format!(
+                            "`{target}` names provider `{}`, which is not configured (providers: {}): add it under `providers:` or fix the name",
+                            target.provider,
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        let host = self.server.host.0.as_str();
+        match host_is_loopback(host) {
+            None => {
+                return Err(invalid(
+                    "server.host".into(),
+                    format!("`{host}` is not an IP address or `localhost`"),
+                ));
+            }
+            Some(false) if self.server.client_key().is_none() => {
+                return Err(invalid(
+                    "server.host".into(),
+                    format!(
+                        "binding to `{host}` would expose ccr beyond this machine without a client key: set `server.api_key` (e.g. `\"${{CCR_API_KEY}}\"`) or bind to 127.0.0.1"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        if self.server.body_limit == 0 {
+            return Err(invalid(
+                "server.body_limit".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn literal_secret_fields(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self.server.api_key.as_ref().is_some_and(Secret::is_literal) {
+            fields.push("server.api_key".to_string());
+        }
+        for (name, provider) in &self.providers {
+            if provider.api_key.as_ref().is_some_and(Secret::is_literal) {
+                fields.push(format!("providers.{name}.api_key"));
+            }
+        }
+        fields
+    }
+}
+
+/// `Some(true)` for loopback addresses and `localhost`, `Some(false)` for other addresses,
+/// `None` for something that is not an address.
+pub fn host_is_loopback(host: &str) -> Option<bool> {
+    if host.eq_ignore_ascii_case("localhost") {
+        return Some(true);
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| ip.is_loopback())
+}
+
+/// The config file path: `--config`, else `CCR_CONFIG`, else the platform config directory.
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "ccr").map(|d| d.config_dir().join("config.yaml"))
+}
+
+/// The data directory: `CCR_DATA_DIR`, else the platform data directory.
+pub fn data_dir(env_override: Option<&Path>) -> Option<PathBuf> {
+    env_override.map(Path::to_path_buf).or_else(|| {
+        directories::ProjectDirs::from("", "", "ccr").map(|d| d.data_dir().to_path_buf())
+    })
+}
+
+/// Loads the configuration. An explicit `path` must exist; the default path falls back to
+/// the embedded default when there is no file.
+pub fn load(
+    path: Option<&Path>,
+    explicit: bool,
+    overrides: &Overrides,
+) -> Result<Loaded, ConfigError> {
+    let (text, source) = match path {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (text, Source::File(path.to_path_buf())),
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                (EMBEDDED_DEFAULT.to_string(), Source::Embedded)
+            }
+            Err(error) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    error,
+                });
+            }
+        },
+        None => (EMBEDDED_DEFAULT.to_string(), Source::Embedded),
+    };
+    let mut config = Config::parse(&text, &source, None)?;
+    if let Some(host) = &overrides.host {
+        config.server.host = ConfigString(host.clone());
+    }
+    if let Some(port) = overrides.port {
+        config.server.port = port;
+    }
+    config.validate(&source)?;
+    let warnings = match &source {
+        Source::File(path) => literal_secret_warnings(&config, path),
+        Source::Embedded => Vec::new(),
+    };
+    Ok(Loaded {
+        config,
+        source,
+        warnings,
+    })
+}
+
+fn literal_secret_warnings(config: &Config, path: &Path) -> Vec<String> {
+    let fields = config.literal_secret_fields();
+    if fields.is_empty() || !readable_by_others(path) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} holds a literal secret in {} and is readable by group or others: run `chmod 600 {}` or use `${{ENV_VAR}}` references",
+        path.display(),
+        fields.join(", "),
+        path.display()
+    )]
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let source = Source::File("test.yaml".into());
+        let config = Config::parse(text, &source, Some(HashMap::new()))?;
+        config.validate(&source)?;
+        Ok(config)
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_passes_through() {
+        let config = parse(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(config.server.port, 3456);
+        assert_eq!(config.server.host.0, "127.0.0.1");
+        assert_eq!(
+            config.routes.default,
+            vec![TargetSpec {
+                provider: "anthropic".into(),
+                model: None
+            }]
+        );
+        assert!(config.providers["anthropic"].key().is_none());
+    }
+
+    #[test]
+    fn target_splits_at_first_slash() {
+        let t = TargetSpec::parse("or/meta-llama/llama-3").unwrap();
+        assert_eq!(t.provider, "or");
+        assert_eq!(t.model.as_deref(), Some("meta-llama/llama-3"));
+        assert_eq!(TargetSpec::parse("anthropic").unwrap().model, None);
+        assert!(TargetSpec::parse("/x").is_err());
+        assert!(TargetSpec::parse("x/").is_err());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert_eq!(host_is_loopback("127.0.0.1"), Some(true));
+        assert_eq!(host_is_loopback("::1"), Some(true));
+        assert_eq!(host_is_loopback("localhost"), Some(true));
+        assert_eq!(host_is_loopback("0.0.0.0"), Some(false));
+        assert_eq!(host_is_loopback("example.com"), None);
+    }
+
+    #[test]
+    fn unknown_key_names_path_and_line() {
+        let err = parse("routes:\n  default: [anthropic/*]\nproviders:\n  anthropic:\n    type: anthropic\n    bas_url: https://x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.yaml"), "{err}");
+        assert!(err.contains("providers.anthropic"), "{err}");
+        assert!(err.contains("bas_url"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+    }
+}

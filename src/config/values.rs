@@ -1,0 +1,259 @@
+//! Leaf value types of the configuration: strings with `${VAR}` interpolation, secrets that
+//! cannot leak, URLs and durations. Each validates itself while the YAML is deserialized, so
+//! the parser attaches the field path, line and column to its error.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+thread_local! {
+    /// Variables visible to interpolation while one config is being deserialized. `None`
+    /// reads the process environment; tests set a map so they never mutate the environment.
+    static ENV_OVERRIDE: RefCell<Option<HashMap<String, String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with interpolation reading `vars` instead of the process environment.
+pub(crate) fn with_env<T>(vars: Option<HashMap<String, String>>, f: impl FnOnce() -> T) -> T {
+    ENV_OVERRIDE.with(|cell| *cell.borrow_mut() = vars);
+    let out = f();
+    ENV_OVERRIDE.with(|cell| *cell.borrow_mut() = None);
+    out
+}
+
+fn lookup_var(name: &str) -> Option<String> {
+    ENV_OVERRIDE.with(|cell| match cell.borrow().as_ref() {
+        Some(vars) => vars.get(name).cloned(),
+        None => std::env::var(name).ok(),
+    })
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` inside one string value. `$$` is a literal `$`.
+/// Returns the expanded string and whether any reference was expanded.
+pub(crate) fn interpolate(raw: &str) -> Result<(String, bool), String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut referenced = false;
+    let mut rest = raw;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let Some(body) = after.strip_prefix('{') else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let end = body
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in `{raw}`: close it with `}}`"))?;
+        let reference = &body[..end];
+        let (name, default) = match reference.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (reference, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "`${{{reference}}}` is not a valid variable reference: use `${{NAME}}` or `${{NAME:-default}}`"
+            ));
+        }
+        match (lookup_var(name), default) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable `{name}` is not set: export it, or write `${{{name}:-default}}`"
+                ));
+            }
+        }
+        referenced = true;
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok((out, referenced))
+}
+
+/// A string value after `${VAR}` interpolation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigString(pub String);
+
+impl<'de> Deserialize<'de> for ConfigString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        let (value, _) = interpolate(&raw).map_err(de::Error::custom)?;
+        Ok(ConfigString(value))
+    }
+}
+
+impl fmt::Debug for ConfigString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// A credential. `Debug` prints a placeholder and there is no `Serialize`, so it cannot end
+/// up in a log line or a stored record by accident.
+#[derive(Clone)]
+pub struct Secret {
+    value: String,
+    /// Written into the file as a literal rather than as a `${VAR}` reference.
+    literal: bool,
+}
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret {
+            value: value.into(),
+            literal: false,
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    pub fn is_literal(&self) -> bool {
+        self.literal
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        let (value, referenced) = interpolate(&raw).map_err(de::Error::custom)?;
+        Ok(Secret {
+            value,
+            literal: !referenced && !raw.is_empty(),
+        })
+    }
+}
+
+/// An absolute `http`/`https` URL, checked where it is written.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub url::Url);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let ConfigString(text) = ConfigString::deserialize(deserializer)?;
+        parse_http_url(&text)
+            .map(HttpUrl)
+            .map_err(de::Error::custom)
+    }
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+pub(crate) fn parse_http_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("`{text}` is not a valid URL ({e}): write it like `https://api.example.com`")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "`{text}` is not an http(s) URL with a host: write it like `https://api.example.com`"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("a URL must not carry credentials: use the provider's `api_key`".to_string());
+    }
+    Ok(url)
+}
+
+/// A duration written as a number of seconds (`0.5`, `300`) or with a unit (`250ms`, `5m`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let duration = match Raw::deserialize(deserializer)? {
+            Raw::Number(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
+            Raw::Number(secs) => {
+                return Err(de::Error::custom(format!(
+                    "{secs} is not a duration: use a number of seconds >= 0 or a value like `250ms`"
+                )));
+            }
+            Raw::Text(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+                de::Error::custom(format!(
+                    "`{text}` is not a duration ({e}): use a number of seconds or a value like `250ms`, `10s`, `5m`"
+                ))
+            })?,
+        };
+        Ok(Seconds(duration))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn interpolates_set_unset_and_default() {
+        let vars = env(&[("A", "one"), ("EMPTY", "")]);
+        with_env(vars, || {
+            assert_eq!(interpolate("x${A}y").unwrap(), ("xoney".into(), true));
+            assert_eq!(interpolate("${B:-two}").unwrap(), ("two".into(), true));
+            assert_eq!(interpolate("${B:-}").unwrap(), ("".into(), true));
+            assert_eq!(interpolate("${EMPTY:-d}").unwrap(), ("".into(), true));
+            assert_eq!(
+                interpolate("plain $5 $$").unwrap(),
+                ("plain $5 $".into(), false)
+            );
+            let err = interpolate("${B}").unwrap_err();
+            assert!(err.contains("`B` is not set"), "{err}");
+            assert!(interpolate("${A").unwrap_err().contains("unterminated"));
+            assert!(
+                interpolate("${A B}")
+                    .unwrap_err()
+                    .contains("not a valid variable")
+            );
+        });
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("sk-very-secret");
+        assert!(!format!("{s:?}").contains("very"));
+    }
+
+    #[test]
+    fn urls_need_scheme_and_host() {
+        assert!(parse_http_url("https://api.example.com/v1").is_ok());
+        assert!(parse_http_url("ftp://x").is_err());
+        assert!(parse_http_url("api.example.com").is_err());
+        assert!(parse_http_url("https://user:pw@x.com").is_err());
+    }
+}

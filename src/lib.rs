@@ -1,0 +1,10 @@
+//! ccr: a local router that lets Anthropic Messages API clients use other model providers.
+//! The core library; the `ccr` binary in `commands/` is a thin CLI over it.
+
+pub mod anthropic;
+pub mod background;
+pub mod config;
+pub mod providers;
+pub mod record;
+pub mod routing;
+pub mod server;

@@ -1,0 +1,225 @@
+//! The Anthropic provider: a byte pass-through. The client's body goes upstream unchanged
+//! except for `model`; the upstream's bytes come back unchanged as they arrive.
+
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::{BodyStream, BuildError, Call, Provider, ProviderError, Reply, http_client};
+use crate::anthropic::UsageScanner;
+use crate::config::{ProviderConfig, Secret, UpstreamTimeouts};
+use crate::providers::timed_body;
+
+pub struct AnthropicProvider {
+    name: String,
+    url: url::Url,
+    client: reqwest::Client,
+    key: Option<Secret>,
+    drop_beta_flags: Vec<String>,
+    timeouts: UpstreamTimeouts,
+}
+
+/// Client headers never forwarded as they are: hop-by-hop headers, those reqwest sets itself,
+/// credentials (handled on their own) and `Accept-Encoding` (ccr reads the bodies).
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "accept-encoding",
+    "x-api-key",
+    "authorization",
+    "anthropic-beta",
+];
+
+/// Upstream response headers a client is given back.
+fn passed_back(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    matches!(
+        name,
+        "content-type" | "cache-control" | "request-id" | "retry-after"
+    ) || name.starts_with("anthropic-ratelimit-")
+        || name.starts_with("x-ratelimit-")
+}
+
+impl AnthropicProvider {
+    pub fn new(name: &str, config: &ProviderConfig) -> Result<Self, BuildError> {
+        let mut url = config.base_url();
+        let path = format!("{}/v1/messages", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        Ok(AnthropicProvider {
+            name: name.to_string(),
+            url,
+            client: http_client(name, &config.timeouts)?,
+            key: config.key().cloned(),
+            drop_beta_flags: config.drop_beta_flags.clone(),
+            timeouts: config.timeouts,
+        })
+    }
+
+    fn upstream_headers(&self, client: &HeaderMap, forward_client_auth: bool) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(client.len() + 1);
+        for (name, value) in client {
+            if !NOT_FORWARDED.contains(&name.as_str()) && !name.as_str().starts_with("x-ccr-") {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        if let Some(key) = &self.key {
+            if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
+                value.set_sensitive(true);
+                out.insert("x-api-key", value);
+            }
+        } else if forward_client_auth {
+            for name in ["x-api-key", "authorization"] {
+                for value in client.get_all(name) {
+                    out.append(HeaderName::from_static(name), value.clone());
+                }
+            }
+        }
+        for value in client.get_all("anthropic-beta") {
+            if let Some(value) = self.filter_beta(value) {
+                out.append(HeaderName::from_static("anthropic-beta"), value);
+            }
+        }
+        out
+    }
+
+    /// Removes the configured flags from one `anthropic-beta` value.
+    fn filter_beta(&self, value: &HeaderValue) -> Option<HeaderValue> {
+        if self.drop_beta_flags.is_empty() {
+            return Some(value.clone());
+        }
+        let text = value.to_str().ok()?;
+        let kept: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|flag| !flag.is_empty() && !self.drop_beta_flags.iter().any(|d| d == flag))
+            .collect();
+        if kept.is_empty() {
+            None
+        } else {
+            HeaderValue::from_str(&kept.join(",")).ok()
+        }
+    }
+
+    fn request_failed(&self, error: reqwest::Error) -> ProviderError {
+        if error.is_timeout() {
+            return ProviderError::Timeout {
+                provider: self.name.clone(),
+                url: self.url.to_string(),
+                what: "accept the connection",
+                after: self.timeouts.connect.0,
+            };
+        }
+        ProviderError::Connect {
+            provider: self.name.clone(),
+            url: self.url.to_string(),
+            detail: error_chain(&error),
+        }
+    }
+
+    async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
+        let started = Instant::now();
+        let first_byte_deadline = started + self.timeouts.first_byte.0;
+        let body = call.request.body_with_model(call.model);
+        let request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.upstream_headers(call.client_headers, call.forward_client_auth))
+            .body(body)
+            .send();
+        let response = tokio::time::timeout_at(first_byte_deadline.into(), request)
+            .await
+            .map_err(|_| self.first_byte_timeout())?
+            .map_err(|e| self.request_failed(e))?;
+        let status = response.status();
+        let headers: HeaderMap = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| passed_back(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        if !status.is_success() {
+            let body = tokio::time::timeout_at(first_byte_deadline.into(), response.bytes())
+                .await
+                .map_err(|_| self.first_byte_timeout())?
+                .unwrap_or_default();
+            return Err(ProviderError::Status {
+                provider: self.name.clone(),
+                status,
+                headers,
+                body,
+            });
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let usage = UsageScanner::for_content_type(content_type);
+        let provider = self.name.clone();
+        let stream: BodyStream =
+            Box::pin(
+                response
+                    .bytes_stream()
+                    .map_err(move |e| ProviderError::Stream {
+                        provider: provider.clone(),
+                        detail: error_chain(&e),
+                    }),
+            );
+        let body = timed_body(
+            stream,
+            &self.name,
+            self.url.as_str(),
+            first_byte_deadline,
+            self.timeouts.idle.0,
+        );
+        Ok(Reply {
+            status,
+            headers,
+            body,
+            usage,
+        })
+    }
+
+    fn first_byte_timeout(&self) -> ProviderError {
+        ProviderError::Timeout {
+            provider: self.name.clone(),
+            url: self.url.to_string(),
+            what: "answer",
+            after: self.timeouts.first_byte.0,
+        }
+    }
+}
+
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, ProviderError>> {
+        Box::pin(self.send_call(call))
+    }
+}
+
+/// An error and its causes on one line; reqwest's top-level message alone hides the cause.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,104 @@
+//! The per-request record: what happened to one request, handed to every sink (the access
+//! log now; stats and the failure log later) once the response has ended.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::anthropic::Usage;
+
+/// How the response ended, as the client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The whole response reached the client.
+    Completed,
+    /// The client was answered with an error status (ccr's own or the upstream's).
+    Failed,
+    /// The upstream failed after the response had started; the stream ended with an error.
+    UpstreamFailed,
+    /// The client went away before the response ended.
+    ClientGone,
+    /// Shutdown's grace period ran out while the response was still streaming.
+    ShutDown,
+}
+
+/// One try of one upstream target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// The target's label, e.g. `anthropic` or `deepseek#2`.
+    pub target: String,
+    pub model: String,
+    /// The upstream's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// `ok`, `http_4xx`, `rate_limited`, `server_error`, `connect`, `timeout`, `stream`.
+    pub class: &'static str,
+    pub message: Option<String>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// From the request's arrival to the end of the response.
+    pub total: Duration,
+    /// From the request's arrival to the first upstream body bytes.
+    pub first_byte: Option<Duration>,
+    /// ccr's own share: parsing, routing and conversion before the upstream call, and the
+    /// time from the first upstream bytes to the response headers.
+    pub overhead: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub id: String,
+    pub started_at: SystemTime,
+    pub method: String,
+    pub path: String,
+    /// The model the client asked for.
+    pub model: Option<String>,
+    pub streaming: bool,
+    /// The status sent to the client.
+    pub status: u16,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub usage: Option<Usage>,
+    pub timings: Timings,
+}
+
+/// Whoever wants to know about finished requests. Called on the task that finished the
+/// response, so an implementation must not block: hand heavy work to a background task.
+pub trait RecordSink: Send + Sync {
+    fn record(&self, record: &RequestRecord);
+}
+
+/// Sinks are shared by every request.
+pub type Sinks = Arc<[Arc<dyn RecordSink>]>;
+
+/// The access log: one line per request at `info`, through `tracing`.
+pub struct AccessLog;
+
+impl RecordSink for AccessLog {
+    fn record(&self, r: &RequestRecord) {
+        let target = r.attempts.last().map(|a| a.target.as_str()).unwrap_or("-");
+        let usage = r.usage.unwrap_or_default();
+        tracing::info!(
+            request_id = %r.id,
+            method = %r.method,
+            path = %r.path,
+            status = r.status,
+            outcome = ?r.outcome,
+            model = r.model.as_deref().unwrap_or("-"),
+            target,
+            stream = r.streaming,
+            total_ms = r.timings.total.as_millis() as u64,
+            first_byte_ms = r.timings.first_byte.map(|d| d.as_millis() as u64),
+            overhead_us = r.timings.overhead.as_micros() as u64,
+            input_tokens = usage.input_tokens,
+            output_tokens = usage.output_tokens,
+            error = r.error.as_deref(),
+            "request finished"
+        );
+    }
+}

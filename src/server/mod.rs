@@ -1,0 +1,190 @@
+//! The HTTP server: a plain accept loop over hyper, one task per connection, and graceful
+//! shutdown (stop accepting, let responses finish within the grace period, then end the
+//! streams still open with an `error` event, then stop background tasks).
+
+mod auth;
+mod body;
+mod conn;
+mod service;
+
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::background::Background;
+use crate::config::{Config, Secret};
+use crate::providers::BuildError;
+use crate::record::{AccessLog, RecordSink, Sinks};
+use crate::routing::Router;
+
+pub use body::ResponseBody;
+pub use service::REQUEST_ID_HEADER;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Provider(#[from] BuildError),
+}
+
+/// Shared by every connection and request; read-only after start.
+pub(crate) struct State {
+    router: Router,
+    client_key: Option<Secret>,
+    body_limit: u64,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    sinks: Sinks,
+    /// Cancelled when shutdown's grace period ends: open streams end with an `error` event.
+    force_end: CancellationToken,
+    ids: RequestIds,
+}
+
+/// Request ids: a per-process random prefix and a counter, so they are unique without a
+/// random draw per request.
+pub(crate) struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            prefix: RandomState::new().hash_one(std::process::id()),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn next(&self) -> String {
+        format!(
+            "req_{:016x}{:08x}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown_grace: Duration,
+    background: Background,
+}
+
+impl Server {
+    /// Builds the providers and binds the listening socket. Extra sinks receive every
+    /// request's record beside the access log.
+    pub async fn bind(
+        config: &Config,
+        extra_sinks: Vec<Arc<dyn RecordSink>>,
+    ) -> Result<Server, ServerError> {
+        let router = Router::new(config)?;
+        let host = config.server.host.0.as_str();
+        let host = if host.eq_ignore_ascii_case("localhost") {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        let addr = format!(
+            "{}:{}",
+            host.trim_start_matches('[').trim_end_matches(']'),
+            config.server.port
+        );
+        let addr = match host.contains(':') {
+            true => format!(
+                "[{}]:{}",
+                host.trim_start_matches('[').trim_end_matches(']'),
+                config.server.port
+            ),
+            false => addr,
+        };
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(AccessLog)];
+        sinks.extend(extra_sinks);
+        let state = State {
+            router,
+            client_key: config.server.client_key().cloned(),
+            body_limit: config.server.body_limit,
+            header_read_timeout: config.server.header_read_timeout.0,
+            idle_timeout: config.server.idle_timeout.0,
+            sinks: sinks.into(),
+            force_end: CancellationToken::new(),
+            ids: RequestIds::new(),
+        };
+        Ok(Server {
+            listener,
+            state: Arc::new(state),
+            shutdown_grace: config.server.shutdown_grace.0,
+            background: Background::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Where chores that live as long as the server are started.
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let connections = TaskTracker::new();
+        let stop = CancellationToken::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(conn::serve(stream, self.state.clone(), stop.clone()));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(self.listener);
+        tracing::info!(grace = ?self.shutdown_grace, "shutting down: no new connections, finishing open responses");
+        stop.cancel();
+        connections.close();
+        if tokio::time::timeout(self.shutdown_grace, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: ending the responses still open");
+            self.state.force_end.cancel();
+            if tokio::time::timeout(Duration::from_secs(5), connections.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("some connections did not close in time");
+            }
+        }
+        if !self.background.shutdown(Duration::from_secs(10)).await {
+            tracing::warn!("some background tasks did not finish in time");
+        }
+        tracing::info!("shut down");
+    }
+}
