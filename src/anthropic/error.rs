@@ -69,10 +69,24 @@ impl ApiError {
 
     /// The JSON body of a non-streaming error response.
     pub fn to_json(&self) -> Bytes {
-        let body = serde_json::json!({
-            "type": "error",
-            "error": { "type": self.kind.as_str(), "message": self.message },
-        });
+        // Fields in the API's own order: `type` first.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            r#type: &'static str,
+            error: Inner<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct Inner<'a> {
+            r#type: &'static str,
+            message: &'a str,
+        }
+        let body = Body {
+            r#type: "error",
+            error: Inner {
+                r#type: self.kind.as_str(),
+                message: &self.message,
+            },
+        };
         Bytes::from(serde_json::to_vec(&body).expect("an error body serializes"))
     }
 
@@ -108,6 +122,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
         assert_eq!(json["error"]["type"], "overloaded_error");
         assert_eq!(json["error"]["message"], "busy \"now\"");
+        assert_eq!(
+            e.to_json(),
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"busy \"now\""}}"#
+        );
         let sse = e.to_sse_event();
         assert!(sse.starts_with(b"event: error\ndata: {"));
         assert!(sse.ends_with(b"}\n\n"));

@@ -201,8 +201,10 @@ pub struct TargetSpec {
 
 impl<'de> Deserialize<'de> for TargetSpec {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let ConfigString(text) = ConfigString::deserialize(deserializer)?;
-        TargetSpec::parse(&text).map_err(serde::de::Error::custom)
+        values::from_str_scalar(deserializer, "a target `provider/model`", |raw| {
+            let (text, _) = values::interpolate(raw)?;
+            TargetSpec::parse(&text)
+        })
     }
 }
 

@@ -79,15 +79,38 @@ pub(crate) fn interpolate(raw: &str) -> Result<(String, bool), String> {
     Ok((out, referenced))
 }
 
+/// Deserializes a string scalar through `convert`. The conversion runs inside the parser's
+/// visitor, so its error carries the exact field path, line and column.
+pub(crate) fn from_str_scalar<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+    convert: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct StrVisitor<F>(F, &'static str);
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> de::Visitor<'de> for StrVisitor<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+            (self.0)(value).map_err(E::custom)
+        }
+    }
+    deserializer.deserialize_str(StrVisitor(convert, expecting))
+}
+
 /// A string value after `${VAR}` interpolation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConfigString(pub String);
 
 impl<'de> Deserialize<'de> for ConfigString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        let (value, _) = interpolate(&raw).map_err(de::Error::custom)?;
-        Ok(ConfigString(value))
+        from_str_scalar(deserializer, "a string", |raw| {
+            interpolate(raw).map(|(value, _)| ConfigString(value))
+        })
     }
 }
 
@@ -135,11 +158,12 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        let (value, referenced) = interpolate(&raw).map_err(de::Error::custom)?;
-        Ok(Secret {
-            value,
-            literal: !referenced && !raw.is_empty(),
+        from_str_scalar(deserializer, "a string or a `${VAR}` reference", |raw| {
+            let (value, referenced) = interpolate(raw)?;
+            Ok(Secret {
+                value,
+                literal: !referenced && !raw.is_empty(),
+            })
         })
     }
 }
@@ -150,10 +174,10 @@ pub struct HttpUrl(pub url::Url);
 
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let ConfigString(text) = ConfigString::deserialize(deserializer)?;
-        parse_http_url(&text)
-            .map(HttpUrl)
-            .map_err(de::Error::custom)
+        from_str_scalar(deserializer, "an http(s) URL", |raw| {
+            let (text, _) = interpolate(raw)?;
+            parse_http_url(&text).map(HttpUrl)
+        })
     }
 }
 
@@ -184,26 +208,36 @@ pub struct Seconds(pub Duration);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
-        }
-        let duration = match Raw::deserialize(deserializer)? {
-            Raw::Number(secs) if secs.is_finite() && secs >= 0.0 => Duration::from_secs_f64(secs),
-            Raw::Number(secs) => {
-                return Err(de::Error::custom(format!(
-                    "{secs} is not a duration: use a number of seconds >= 0 or a value like `250ms`"
-                )));
+        struct SecondsVisitor;
+        impl<'de> de::Visitor<'de> for SecondsVisitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds or a duration such as `250ms`, `10s`, `5m`")
             }
-            Raw::Text(text) => humantime::parse_duration(text.trim()).map_err(|e| {
-                de::Error::custom(format!(
-                    "`{text}` is not a duration ({e}): use a number of seconds or a value like `250ms`, `10s`, `5m`"
-                ))
-            })?,
-        };
-        Ok(Seconds(duration))
+            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Seconds, E> {
+                Ok(Seconds(Duration::from_secs(secs)))
+            }
+            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Seconds, E> {
+                u64::try_from(secs)
+                    .map(|secs| Seconds(Duration::from_secs(secs)))
+                    .map_err(|_| E::custom(format!("{secs} is negative: a duration is >= 0")))
+            }
+            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Seconds, E> {
+                Duration::try_from_secs_f64(secs).map(Seconds).map_err(|_| {
+                    E::custom(format!(
+                        "{secs} is not a duration: use a number of seconds >= 0"
+                    ))
+                })
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Seconds, E> {
+                humantime::parse_duration(text.trim()).map(Seconds).map_err(|e| {
+                    E::custom(format!(
+                        "`{text}` is not a duration ({e}): use a number of seconds or a value like `250ms`, `10s`, `5m`"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(SecondsVisitor)
     }
 }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::conn::ConnGuard;
 use crate::anthropic::{ApiError, ErrorType, UsageScanner};
-use crate::providers::{BodyStream, ProviderError};
+use crate::providers::BodyStream;
 use crate::record::{Outcome, RequestRecord, Sinks};
 
 /// The record of a request whose response is still being written, and who gets it.
@@ -33,6 +33,12 @@ impl PendingRecord {
         }
     }
 }
+
+/// Why a response body that is not an SSE stream was cut short (the client sees the
+/// connection end early; the record and the log say why).
+#[derive(Debug, thiserror::Error)]
+#[error("response cut short: {0}")]
+pub struct BodyCut(String);
 
 pub struct ResponseBody {
     kind: Kind,
@@ -74,12 +80,12 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = ProviderError;
+    type Error = BodyCut;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ProviderError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         match &mut self.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Proxy(proxy) => Pin::new(proxy.as_mut()).poll_frame(cx),
@@ -144,17 +150,14 @@ impl ProxyBody {
         &mut self,
         outcome: Outcome,
         error: ApiError,
-    ) -> Poll<Option<Result<Frame<Bytes>, ProviderError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         self.done = true;
         self.outcome = outcome;
         if let Some(pending) = &mut self.pending {
             pending.record.error = Some(error.message.clone());
         }
         if !self.sse {
-            return Poll::Ready(Some(Err(ProviderError::Stream {
-                provider: "ccr".into(),
-                detail: error.message,
-            })));
+            return Poll::Ready(Some(Err(BodyCut(error.message))));
         }
         let event = error.to_sse_event();
         if self.usage.at_event_boundary() {
@@ -169,7 +172,7 @@ impl ProxyBody {
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ProviderError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
         if self.done {
             return Poll::Ready(None);
         }

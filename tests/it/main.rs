@@ -1,1 +1,7 @@
+//! ccr's integration tests: one test binary, real HTTP over loopback.
 
+mod cli;
+mod config;
+mod passthrough;
+mod server;
+mod support;

@@ -1,0 +1,174 @@
+//! The real `ccr` binary: start-up, end-to-end streaming, and shutdown on SIGTERM.
+
+use futures_util::StreamExt;
+
+use crate::support::mock_anthropic::{MockAnthropic, Reply, sse_stream, stalled_mid_stream};
+use crate::support::{CcrProcess, client, config_yaml, run_ccr, small_request};
+
+#[tokio::test]
+async fn serve_with_no_config_file_starts_on_the_embedded_default() {
+    let ccr = CcrProcess::serve(None, &[]).await;
+    assert!(ccr.addr.ip().is_loopback());
+    let head = client().head(ccr.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let health = client().get(ccr.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    ccr.sigterm();
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(stderr.contains("embedded default"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_with_a_config_file_streams_a_request_end_to_end() {
+    let stream = sse_stream("from the mock", 11, 22);
+    let upstream = MockAnthropic::start(Reply::Sse {
+        body: stream.clone(),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = CcrProcess::serve(
+        Some(&config_yaml(&upstream.base_url(), "up/claude-mock", "", "")),
+        &[],
+    )
+    .await;
+    let response = client()
+        .post(ccr.url("/v1/messages?beta=true"))
+        .header("x-api-key", "sk-client")
+        .body(small_request("claude-sonnet-4-5", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-ccr-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(response.text().await.unwrap(), stream);
+    assert_eq!(upstream.received()[0].headers["x-api-key"], "sk-client");
+    ccr.sigterm();
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&request_id),
+        "log lines carry the request id: {stderr}"
+    );
+    assert!(
+        !stderr.contains("sk-client"),
+        "credentials never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn a_non_loopback_bind_without_a_key_refuses_to_start() {
+    let (code, stdout, stderr) = run_ccr(&["serve", "--host", "0.0.0.0", "--port", "0"], &[]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stdout.contains("listening"));
+    assert!(
+        stderr.contains("server.host") && stderr.contains("server.api_key"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let (code, _, stderr) = run_ccr(&["serve", "--log-level", "loud=[["], &[]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--log-level"), "{stderr}");
+    let (code, _, _) = run_ccr(&["fly"], &[]).await;
+    assert_eq!(code, Some(2));
+}
+
+/// Starts a stream whose upstream stalls halfway, and returns the client's body stream
+/// after the first half has arrived.
+async fn stream_in_flight(
+    ccr: &CcrProcess,
+    full: &str,
+    split: usize,
+) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + use<> {
+    let response = client()
+        .post(ccr.url("/v1/messages"))
+        .body(small_request("m", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = Box::pin(response.bytes_stream());
+    let mut seen = Vec::new();
+    while seen.len() < split {
+        seen.extend_from_slice(&body.next().await.expect("first half arrives").unwrap());
+    }
+    assert_eq!(seen, full.as_bytes()[..split]);
+    body
+}
+
+async fn collect(
+    mut body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+) -> String {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_refuses_new_connections_and_lets_the_open_stream_finish() {
+    let (upstream, release, full, split) = stalled_mid_stream().await;
+    let ccr = CcrProcess::serve(
+        Some(&config_yaml(&upstream.base_url(), "up/*", "", "")),
+        &[],
+    )
+    .await;
+    let body = stream_in_flight(&ccr, &full, split).await;
+
+    ccr.sigterm();
+    // Wait until the listener is gone: connecting must be refused while the stream is open.
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
+    loop {
+        match tokio::net::TcpStream::connect(ccr.addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Err(e) => panic!("unexpected connect error {e}"),
+            Ok(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "ccr kept accepting after SIGTERM"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    release.notify_one();
+    assert_eq!(
+        collect(body).await,
+        full[split..],
+        "the open stream finishes"
+    );
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn streams_still_open_when_the_grace_period_ends_get_an_error_event() {
+    let (upstream, release, full, split) = stalled_mid_stream().await;
+    let yaml = config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "",
+        "  shutdown_grace: 200ms\n",
+    );
+    let ccr = CcrProcess::serve(Some(&yaml), &[]).await;
+    let body = stream_in_flight(&ccr, &full, split).await;
+    ccr.sigterm();
+    let rest = collect(body).await;
+    assert!(
+        rest.starts_with(
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\""
+        ),
+        "{rest}"
+    );
+    assert!(rest.contains("shutting down"), "{rest}");
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    release.notify_one();
+}

@@ -1,0 +1,198 @@
+//! Config files as a user writes them: every error names the file, the field and, where the
+//! parser knows it, the line.
+
+use std::collections::HashMap;
+
+use ccr::config::{self, Config, Overrides, Source};
+
+use crate::support::{run_ccr, temp_config};
+
+const BASE: &str =
+    "providers:\n  anthropic:\n    type: anthropic\nroutes:\n  default: [anthropic/*]\n";
+
+fn load_err(yaml: &str) -> String {
+    let (_dir, path) = temp_config(yaml);
+    let err =
+        config::load(Some(&path), true, &Overrides::default()).expect_err("config is rejected");
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string()),
+        "names the file: {text}"
+    );
+    text
+}
+
+#[test]
+fn unknown_keys_name_the_field_and_line() {
+    let text = load_err(
+        "server:\n  port: 3456\n  prot: 1\nproviders:\n  anthropic:\n    type: anthropic\nroutes:\n  default: [anthropic/*]\n",
+    );
+    assert!(text.contains("server: unknown field `prot`"), "{text}");
+    assert!(text.contains("line 3"), "{text}");
+}
+
+#[test]
+fn a_route_naming_an_unknown_provider_is_rejected() {
+    let text = load_err(
+        "providers:\n  anthropic:\n    type: anthropic\nroutes:\n  default: [anthropic/*, deepsek/deepseek-chat]\n",
+    );
+    assert!(text.contains("routes.default[1]"), "{text}");
+    assert!(
+        text.contains("`deepsek`") && text.contains("providers: anthropic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_url_names_the_field_and_line() {
+    let text = load_err(
+        "providers:\n  anthropic:\n    type: anthropic\n    base_url: api.anthropic.com\nroutes:\n  default: [anthropic/*]\n",
+    );
+    assert!(text.contains("providers.anthropic.base_url"), "{text}");
+    assert!(
+        text.contains("`api.anthropic.com` is not a valid URL"),
+        "{text}"
+    );
+    assert!(text.contains("line 4"), "{text}");
+}
+
+#[test]
+fn an_unset_variable_without_default_names_the_variable_and_field() {
+    let text = load_err(
+        "providers:\n  anthropic:\n    type: anthropic\n    api_key: \"${CCR_TEST_SURELY_UNSET_VAR}\"\nroutes:\n  default: [anthropic/*]\n",
+    );
+    assert!(text.contains("providers.anthropic.api_key"), "{text}");
+    assert!(
+        text.contains("`CCR_TEST_SURELY_UNSET_VAR` is not set"),
+        "{text}"
+    );
+    assert!(text.contains("line 4"), "{text}");
+}
+
+#[test]
+fn a_non_loopback_host_needs_a_client_key() {
+    let text = load_err(&format!("server:\n  host: 0.0.0.0\n{BASE}"));
+    assert!(
+        text.contains("server.host") && text.contains("server.api_key"),
+        "{text}"
+    );
+
+    // With a key it is allowed.
+    let (_dir, path) = temp_config(&format!(
+        "server:\n  host: 0.0.0.0\n  api_key: \"${{KEY:-abc}}\"\n{BASE}"
+    ));
+    config::load(Some(&path), true, &Overrides::default()).unwrap();
+    // An empty key (`${CCR_API_KEY:-}` unset) is no key.
+    let text = load_err(&format!(
+        "server:\n  host: 0.0.0.0\n  api_key: \"${{CCR_TEST_UNSET_KEY:-}}\"\n{BASE}"
+    ));
+    assert!(text.contains("server.api_key"), "{text}");
+}
+
+#[test]
+fn wrong_types_and_unknown_provider_types_are_explained() {
+    let text = load_err("server:\n  port: lots\nproviders: {}\nroutes:\n  default: [x/y]\n");
+    assert!(
+        text.contains("server.port") && text.contains("line 2"),
+        "{text}"
+    );
+    let text = load_err("providers:\n  a:\n    type: telepathy\nroutes:\n  default: [a/*]\n");
+    assert!(
+        text.contains("providers.a.type")
+            && text.contains("telepathy")
+            && text.contains("anthropic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn variables_with_defaults_are_interpolated_inside_values() {
+    let yaml = "server:\n  api_key: \"pre-${CCR_KEY_A}-${CCR_KEY_B:-fallback}\"\nproviders:\n  anthropic:\n    type: anthropic\n    base_url: \"${CCR_URL:-https://api.anthropic.com}/proxy\"\nroutes:\n  default: [anthropic/*]\n";
+    let env = HashMap::from([("CCR_KEY_A".to_string(), "a#1: {x}".to_string())]);
+    let config = Config::parse(yaml, &Source::Embedded, Some(env)).unwrap();
+    assert_eq!(
+        config.server.client_key().unwrap().expose(),
+        "pre-a#1: {x}-fallback"
+    );
+    assert_eq!(
+        config.providers["anthropic"].base_url().as_str(),
+        "https://api.anthropic.com/proxy"
+    );
+}
+
+#[test]
+fn overrides_are_validated_too() {
+    let (_dir, path) = temp_config(BASE);
+    let overrides = Overrides {
+        host: Some("0.0.0.0".into()),
+        port: Some(0),
+    };
+    let err = config::load(Some(&path), true, &overrides)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.host"), "{err}");
+}
+
+#[test]
+fn a_missing_explicit_file_is_an_error_but_a_missing_default_file_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.yaml");
+    let err = config::load(Some(&path), true, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("absent.yaml"), "{err}");
+    let loaded = config::load(Some(&path), false, &Overrides::default()).unwrap();
+    assert_eq!(loaded.source, Source::Embedded);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_literal_secret_in_a_world_readable_file_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let yaml = "providers:\n  anthropic:\n    type: anthropic\n    api_key: sk-literal\nroutes:\n  default: [anthropic/*]\n";
+    let (_dir, path) = temp_config(yaml);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = config::load(Some(&path), true, &Overrides::default()).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0].contains("providers.anthropic.api_key")
+            && loaded.warnings[0].contains("chmod 600")
+    );
+    assert!(
+        !loaded.warnings[0].contains("sk-literal"),
+        "the warning never shows the secret"
+    );
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(
+        config::load(Some(&path), true, &Overrides::default())
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_binary_reports_config_errors_with_exit_code_2() {
+    let (_dir, path) = temp_config("routes:\n  default: [nowhere/model]\n");
+    let (code, stdout, stderr) = run_ccr(&["serve", "--config", path.to_str().unwrap()], &[]).await;
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("routes.default[0]"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_reads_ccr_config_from_the_environment() {
+    let (_dir, path) = temp_config(
+        "server:\n  host: 0.0.0.0\nroutes:\n  default: [anthropic/*]\nproviders:\n  anthropic: { type: anthropic }\n",
+    );
+    let (code, _, stderr) = run_ccr(&["serve"], &[("CCR_CONFIG", path.to_str().unwrap())]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("would expose ccr beyond this machine"),
+        "{stderr}"
+    );
+}

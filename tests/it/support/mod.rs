@@ -1,0 +1,284 @@
+//! Test harness: a mock upstream, ccr in-process or as the real binary, and a client.
+
+pub mod mock_anthropic;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccr::config::{Config, Source};
+use ccr::record::{RecordSink, RequestRecord};
+use ccr::server::Server;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// How long a test waits for something that should happen at once before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The captured Claude Code first turn: its headers and its body as compact JSON.
+pub fn fixture() -> (Vec<(String, String)>, Vec<u8>) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/claude-code-first-turn.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the shared fixture is beside the project");
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let headers = value["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    (headers, serde_json::to_vec(&value["body"]).unwrap())
+}
+
+/// A YAML config with one `anthropic` provider `up` at `base_url`, routed to `target`.
+pub fn config_yaml(
+    base_url: &str,
+    target: &str,
+    provider_extra: &str,
+    server_extra: &str,
+) -> String {
+    format!(
+        "server:\n  host: 127.0.0.1\n  port: 0\n{server_extra}providers:\n  up:\n    type: anthropic\n    base_url: {base_url}\n{provider_extra}routes:\n  default: [{target}]\n"
+    )
+}
+
+/// Collects every finished request's record.
+#[derive(Default)]
+pub struct Records(Mutex<Vec<RequestRecord>>);
+
+impl RecordSink for Records {
+    fn record(&self, record: &RequestRecord) {
+        self.0.lock().unwrap().push(record.clone());
+    }
+}
+
+impl Records {
+    pub fn all(&self) -> Vec<RequestRecord> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` records have arrived (a record is handed over when a body ends, which
+    /// can be just after the client has read the last byte).
+    pub async fn wait_for(&self, n: usize) -> Vec<RequestRecord> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let all = self.all();
+            if all.len() >= n || tokio::time::Instant::now() > deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// ccr's server running inside the test's runtime.
+pub struct Ccr {
+    pub addr: SocketAddr,
+    pub records: Arc<Records>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ccr {
+    pub async fn start(yaml: &str) -> Ccr {
+        let source = Source::File("test.yaml".into());
+        let config =
+            Config::parse(yaml, &source, Some(HashMap::new())).expect("test config parses");
+        config.validate(&source).expect("test config is valid");
+        let records = Arc::new(Records::default());
+        let server = Server::bind(&config, vec![records.clone()])
+            .await
+            .expect("ccr binds");
+        let addr = server.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Ccr {
+            addr,
+            records,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Starts a graceful shutdown and waits for it to complete.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(PATIENCE, self.done.take().unwrap())
+            .await
+            .expect("shutdown finishes")
+            .unwrap();
+    }
+}
+
+/// An HTTP client that never goes through a proxy from the environment.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A POST of `body` to ccr's messages endpoint with Claude-Code-like headers.
+pub fn messages_request(ccr: &Ccr, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+    client()
+        .post(ccr.url("/v1/messages?beta=true"))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .body(body)
+}
+
+/// Sends a request and reads its whole body, for tests that look only at the upstream side.
+pub async fn send_and_drain(request: reqwest::RequestBuilder) -> reqwest::StatusCode {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    response.bytes().await.unwrap();
+    status
+}
+
+/// Checks the Anthropic error form and returns (status, error type, message).
+pub async fn anthropic_error(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    assert!(
+        response.headers().contains_key("x-ccr-request-id"),
+        "every response names its request id"
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let json: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(json["type"], "error");
+    let field = |name: &str| json["error"][name].as_str().unwrap().to_string();
+    (status, field("type"), field("message"))
+}
+
+async fn read_stderr(child: &mut Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    stderr
+}
+
+/// A small streaming request body.
+pub fn small_request(model: &str, stream: bool) -> String {
+    format!(
+        r#"{{"model":"{model}","max_tokens":64,"stream":{stream},"messages":[{{"role":"user","content":"hello"}}],"x_unknown_field":{{"kept":[1,2,3]}}}}"#
+    )
+}
+
+/// The real `ccr` binary, started with a temp home so no developer config leaks in.
+pub struct CcrProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Kept alive so the config file outlives the process.
+    _home: tempfile::TempDir,
+}
+
+pub fn ccr_command(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccr"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("CCR_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+impl CcrProcess {
+    /// Starts `ccr serve --port 0 <args>` and waits for its `listening on` line.
+    pub async fn serve(config: Option<&str>, args: &[&str]) -> CcrProcess {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = ccr_command(home.path());
+        cmd.arg("serve").arg("--port").arg("0").args(args);
+        if let Some(yaml) = config {
+            let path = home.path().join("ccr.yaml");
+            std::fs::write(&path, yaml).unwrap();
+            cmd.arg("--config").arg(&path);
+        }
+        let mut child = cmd.spawn().expect("ccr starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("ccr prints its address in time");
+        let line = match line.unwrap() {
+            Some(line) => line,
+            None => {
+                let stderr = read_stderr(&mut child).await;
+                panic!("ccr exited before listening; stderr:\n{stderr}");
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        CcrProcess {
+            child,
+            addr: addr.parse().unwrap(),
+            _home: home,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("ccr is running") as libc::pid_t;
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM delivered");
+    }
+
+    /// Waits for the process to exit; returns its exit code and stderr.
+    pub async fn wait(mut self) -> (Option<i32>, String) {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("ccr exits in time")
+            .unwrap();
+        (status.code(), read_stderr(&mut self.child).await)
+    }
+}
+
+/// Runs `ccr <args>` to completion with the given environment; returns code, stdout, stderr.
+pub async fn run_ccr(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = ccr_command(home.path());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(PATIENCE, cmd.output())
+        .await
+        .expect("ccr finishes in time")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `yaml` to a file in a fresh temp dir and returns both.
+pub fn temp_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (dir, path)
+}
