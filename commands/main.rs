@@ -19,6 +19,10 @@ struct Cli {
     #[arg(long, global = true, env = "CCR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Data directory for logs and state (default: the platform data directory's ccr/)
+    #[arg(long, global = true, env = "CCR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -54,7 +58,7 @@ impl From<anyhow::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(cli.config, args),
+        Command::Serve(args) => serve::run(cli.config, cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

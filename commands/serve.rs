@@ -23,7 +23,11 @@ pub struct Args {
     log_level: String,
 }
 
-pub fn run(config_path: Option<PathBuf>, args: Args) -> Result<(), Failure> {
+pub fn run(
+    config_path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    args: Args,
+) -> Result<(), Failure> {
     let filter = EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("`--log-level {}` is not a level or filter", args.log_level))
         .map_err(Failure::config)?;
@@ -43,7 +47,12 @@ pub fn run(config_path: Option<PathBuf>, args: Args) -> Result<(), Failure> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    tracing::info!(config = %loaded.source, "configuration loaded");
+    let data_dir = config::data_dir(data_dir.as_deref());
+    tracing::info!(
+        config = %loaded.source,
+        data_dir = ?data_dir.as_deref().map(std::path::Path::display),
+        "configuration loaded"
+    );
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

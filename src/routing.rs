@@ -36,17 +36,28 @@ impl Router {
             .iter()
             .map(|(name, p)| Ok((name.as_str(), providers::build(name, p)?)))
             .collect::<Result<_, BuildError>>()?;
-        let default = config
+        let default: Vec<Target> = config
             .routes
             .default
             .iter()
-            .map(|spec| Target {
-                // Validation has checked that every route names a configured provider.
-                provider: providers[spec.provider.as_str()].clone(),
-                model: spec.model.clone(),
-                label: spec.provider.clone(),
+            .map(|spec| {
+                let provider = providers.get(spec.provider.as_str()).ok_or_else(|| {
+                    BuildError::UnknownProvider(format!(
+                        "`{spec}` names a provider that is not configured"
+                    ))
+                })?;
+                Ok(Target {
+                    provider: provider.clone(),
+                    model: spec.model.clone(),
+                    label: spec.provider.clone(),
+                })
             })
-            .collect();
+            .collect::<Result<_, BuildError>>()?;
+        if default.is_empty() {
+            return Err(BuildError::UnknownProvider(
+                "routes.default is empty".into(),
+            ));
+        }
         Ok(Router { default })
     }
 

@@ -317,6 +317,18 @@ impl Config {
             }
             Some(_) => {}
         }
+        if self.server.client_key().is_some() {
+            let keyless = self
+                .providers
+                .iter()
+                .find(|(_, p)| p.kind == ProviderKind::Anthropic && p.key().is_none());
+            if let Some((name, _)) = keyless {
+                return Err(invalid(
+                    format!("providers.{name}.api_key"),
+                    "is required when `server.api_key` is set: clients then send ccr's key, which is never forwarded, so this provider would have no credential (e.g. `api_key: \"${ANTHROPIC_API_KEY}\"`)".into(),
+                ));
+            }
+        }
         if self.server.body_limit == 0 {
             return Err(invalid(
                 "server.body_limit".into(),

@@ -134,6 +134,8 @@ pub trait Provider: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("bad route: {0}")]
+    UnknownProvider(String),
     #[error("cannot build the HTTP client for provider `{provider}`: {detail}")]
     Client { provider: String, detail: String },
 }

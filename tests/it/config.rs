@@ -77,9 +77,10 @@ fn a_non_loopback_host_needs_a_client_key() {
         "{text}"
     );
 
-    // With a key it is allowed.
+    // With a key it is allowed (and the anthropic provider then needs its own key).
+    let keyed = "providers:\n  anthropic:\n    type: anthropic\n    api_key: \"${UP_KEY:-up}\"\nroutes:\n  default: [anthropic/*]\n";
     let (_dir, path) = temp_config(&format!(
-        "server:\n  host: 0.0.0.0\n  api_key: \"${{KEY:-abc}}\"\n{BASE}"
+        "server:\n  host: 0.0.0.0\n  api_key: \"${{KEY:-abc}}\"\n{keyed}"
     ));
     config::load(Some(&path), true, &Overrides::default()).unwrap();
     // An empty key (`${CCR_API_KEY:-}` unset) is no key.
@@ -87,6 +88,15 @@ fn a_non_loopback_host_needs_a_client_key() {
         "server:\n  host: 0.0.0.0\n  api_key: \"${{CCR_TEST_UNSET_KEY:-}}\"\n{BASE}"
     ));
     assert!(text.contains("server.api_key"), "{text}");
+}
+
+#[test]
+fn a_client_key_requires_keys_for_anthropic_providers() {
+    let text = load_err(&format!("server:\n  api_key: ccr-key\n{BASE}"));
+    assert!(
+        text.contains("providers.anthropic.api_key: is required when `server.api_key` is set"),
+        "{text}"
+    );
 }
 
 #[test]
