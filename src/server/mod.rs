@@ -76,6 +76,15 @@ impl RequestIds {
     }
 }
 
+/// The socket address for a configured host (an IP address or `localhost`, as validated).
+fn listen_addr(host: &str, port: u16) -> String {
+    match host.trim_start_matches('[').trim_end_matches(']') {
+        h if h.eq_ignore_ascii_case("localhost") => format!("127.0.0.1:{port}"),
+        h if h.contains(':') => format!("[{h}]:{port}"),
+        h => format!("{h}:{port}"),
+    }
+}
+
 pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
@@ -91,25 +100,7 @@ impl Server {
         extra_sinks: Vec<Arc<dyn RecordSink>>,
     ) -> Result<Server, ServerError> {
         let router = Router::new(config)?;
-        let host = config.server.host.0.as_str();
-        let host = if host.eq_ignore_ascii_case("localhost") {
-            "127.0.0.1"
-        } else {
-            host
-        };
-        let addr = format!(
-            "{}:{}",
-            host.trim_start_matches('[').trim_end_matches(']'),
-            config.server.port
-        );
-        let addr = match host.contains(':') {
-            true => format!(
-                "[{}]:{}",
-                host.trim_start_matches('[').trim_end_matches(']'),
-                config.server.port
-            ),
-            false => addr,
-        };
+        let addr = listen_addr(&config.server.host.0, config.server.port);
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;

@@ -41,6 +41,12 @@ pub(crate) async fn handle(
 async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
     let path = request.uri().path();
     let method = request.method();
+    if path.starts_with("/v1/") && !client_is_authorized(state, request.headers()) {
+        return error_response(&ApiError::new(
+            ErrorType::Authentication,
+            "missing or wrong API key: send ccr's `server.api_key` as `x-api-key` or `Authorization: Bearer`",
+        ));
+    }
     match (method, path) {
         (&Method::HEAD, "/") => plain(StatusCode::OK, ResponseBody::empty()),
         (&Method::GET, "/health") | (&Method::HEAD, "/health") => {
@@ -76,16 +82,16 @@ async fn count_tokens(state: &State, request: Request<Incoming>) -> Response<Res
     json(StatusCode::OK, Bytes::from(answer.to_string()))
 }
 
-/// Checks the client's key and reads the body within the size limit.
-async fn admit(state: &State, request: Request<Incoming>) -> Result<(HeaderMap, Bytes), ApiError> {
-    if let Some(expected) = &state.client_key
-        && !super::auth::presented_key_matches(request.headers(), expected)
-    {
-        return Err(ApiError::new(
-            ErrorType::Authentication,
-            "missing or wrong API key: send ccr's `server.api_key` as `x-api-key` or `Authorization: Bearer`",
-        ));
+/// With `server.api_key` set, `/v1/*` needs it; `HEAD /` and `/health` stay open.
+fn client_is_authorized(state: &State, headers: &HeaderMap) -> bool {
+    match &state.client_key {
+        Some(expected) => super::auth::presented_key_matches(headers, expected),
+        None => true,
     }
+}
+
+/// Reads the body within the size limit.
+async fn admit(state: &State, request: Request<Incoming>) -> Result<(HeaderMap, Bytes), ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorType::RequestTooLarge,

@@ -172,3 +172,15 @@ async fn streams_still_open_when_the_grace_period_ends_get_an_error_event() {
     assert_eq!(code, Some(0), "stderr: {stderr}");
     release.notify_one();
 }
+
+#[tokio::test]
+async fn a_taken_port_is_a_reported_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, stderr) = run_ccr(&["serve", "--port", &port], &[]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

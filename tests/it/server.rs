@@ -48,6 +48,16 @@ async fn a_client_key_guards_v1_but_not_health_or_head() {
     assert_eq!(count.status(), 401);
     assert!(upstream.received().is_empty());
 
+    let unknown = client().get(ccr.url("/v1/models")).send().await.unwrap();
+    assert_eq!(unknown.status(), 401, "every /v1/* path is guarded");
+    let unknown = client()
+        .get(ccr.url("/v1/models"))
+        .header("x-api-key", "right-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
     let right = messages_request(&ccr, small_request("m", true))
         .header("x-api-key", "right-key")
         .send()
