@@ -188,7 +188,7 @@ async fn slow_headers_and_idle_connections_are_closed() {
         &upstream.base_url(),
         "up/*",
         "",
-        "  header_read_timeout: 200ms\n  idle_timeout: 200ms\n",
+        "  header_read_timeout: 1s\n  idle_timeout: 1s\n",
     ))
     .await;
     let addr = ccr.addr;
