@@ -3,7 +3,9 @@
 
 pub mod error;
 pub mod estimate;
+pub mod events;
 pub mod request;
+pub mod types;
 pub mod usage;
 
 pub use error::{ApiError, ErrorType};

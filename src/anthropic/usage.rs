@@ -4,14 +4,15 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    // Declared in the order the API writes them.
     #[serde(default)]
     pub input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
     #[serde(default)]
     pub cache_creation_input_tokens: u64,
     #[serde(default)]
     pub cache_read_input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
 }
 
 /// The usage fields as they appear in a response; absent ones leave the total unchanged.

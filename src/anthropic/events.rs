@@ -1,0 +1,558 @@
+//! The one event model every converting provider produces: Anthropic stream events as Rust
+//! values, the SSE writer that puts them on the wire, and the fold that turns a whole stream
+//! into a non-streaming `message`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{ApiError, ErrorType, Usage};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    MessageStart {
+        id: String,
+        model: String,
+        usage: Usage,
+    },
+    BlockStart {
+        index: u32,
+        block: BlockKind,
+    },
+    Delta {
+        index: u32,
+        delta: Delta,
+    },
+    BlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        stop_reason: StopReason,
+        usage: Usage,
+    },
+    MessageStop,
+    Ping,
+    Error(ApiError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockKind {
+    Text,
+    Thinking,
+    ToolUse { id: String, name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    Text(String),
+    Thinking(String),
+    Signature(String),
+    InputJson(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndTurn,
+    MaxTokens,
+    StopSequence,
+    ToolUse,
+    PauseTurn,
+    Refusal,
+}
+
+impl StreamEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamEvent::MessageStart { .. } => "message_start",
+            StreamEvent::BlockStart { .. } => "content_block_start",
+            StreamEvent::Delta { .. } => "content_block_delta",
+            StreamEvent::BlockStop { .. } => "content_block_stop",
+            StreamEvent::MessageDelta { .. } => "message_delta",
+            StreamEvent::MessageStop => "message_stop",
+            StreamEvent::Ping => "ping",
+            StreamEvent::Error(_) => "error",
+        }
+    }
+}
+
+// Wire shapes, borrowed from the events, with fields in the API's order.
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireEvent<'a> {
+    MessageStart {
+        message: WireMessage<'a>,
+    },
+    ContentBlockStart {
+        index: u32,
+        content_block: WireBlockStart<'a>,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: WireDelta<'a>,
+    },
+    ContentBlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        delta: WireMessageDelta,
+        usage: &'a Usage,
+    },
+    MessageStop,
+    Ping,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    id: &'a str,
+    r#type: &'static str,
+    role: &'static str,
+    model: &'a str,
+    content: &'a [WireBlock<'a>],
+    stop_reason: Option<StopReason>,
+    stop_sequence: Option<&'a str>,
+    usage: &'a Usage,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlockStart<'a> {
+    Text {
+        text: &'static str,
+    },
+    Thinking {
+        thinking: &'static str,
+        signature: &'static str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: EmptyObject,
+    },
+}
+
+#[derive(Serialize)]
+struct EmptyObject {}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireDelta<'a> {
+    TextDelta { text: &'a str },
+    ThinkingDelta { thinking: &'a str },
+    SignatureDelta { signature: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
+
+#[derive(Serialize)]
+struct WireMessageDelta {
+    stop_reason: StopReason,
+    stop_sequence: Option<()>,
+}
+
+/// A finished content block of a non-streaming message.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a RawValue,
+    },
+}
+
+/// Writes events as SSE into one reused buffer.
+#[derive(Default)]
+pub struct SseWriter {
+    buf: BytesMut,
+}
+
+impl SseWriter {
+    pub fn new() -> Self {
+        SseWriter {
+            buf: BytesMut::with_capacity(4096),
+        }
+    }
+
+    /// Appends one event: `event: <name>\ndata: <json>\n\n`.
+    pub fn write(&mut self, event: &StreamEvent) {
+        self.buf.put_slice(b"event: ");
+        self.buf.put_slice(event.name().as_bytes());
+        self.buf.put_slice(b"\ndata: ");
+        match event {
+            StreamEvent::Error(error) => self.buf.put_slice(&error.to_json()),
+            other => {
+                let wire = to_wire(other);
+                serde_json::to_writer((&mut self.buf).writer(), &wire).expect("events serialize");
+            }
+        }
+        self.buf.put_slice(b"\n\n");
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Everything written since the last call; the buffer's memory is reused.
+    pub fn take(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+}
+
+fn to_wire(event: &StreamEvent) -> WireEvent<'_> {
+    match event {
+        StreamEvent::MessageStart { id, model, usage } => WireEvent::MessageStart {
+            message: WireMessage {
+                id,
+                r#type: "message",
+                role: "assistant",
+                model,
+                content: &[],
+                stop_reason: None,
+                stop_sequence: None,
+                usage,
+            },
+        },
+        StreamEvent::BlockStart { index, block } => WireEvent::ContentBlockStart {
+            index: *index,
+            content_block: match block {
+                BlockKind::Text => WireBlockStart::Text { text: "" },
+                BlockKind::Thinking => WireBlockStart::Thinking {
+                    thinking: "",
+                    signature: "",
+                },
+                BlockKind::ToolUse { id, name } => WireBlockStart::ToolUse {
+                    id,
+                    name,
+                    input: EmptyObject {},
+                },
+            },
+        },
+        StreamEvent::Delta { index, delta } => WireEvent::ContentBlockDelta {
+            index: *index,
+            delta: match delta {
+                Delta::Text(text) => WireDelta::TextDelta { text },
+                Delta::Thinking(thinking) => WireDelta::ThinkingDelta { thinking },
+                Delta::Signature(signature) => WireDelta::SignatureDelta { signature },
+                Delta::InputJson(partial_json) => WireDelta::InputJsonDelta { partial_json },
+            },
+        },
+        StreamEvent::BlockStop { index } => WireEvent::ContentBlockStop { index: *index },
+        StreamEvent::MessageDelta { stop_reason, usage } => WireEvent::MessageDelta {
+            delta: WireMessageDelta {
+                stop_reason: *stop_reason,
+                stop_sequence: None,
+            },
+            usage,
+        },
+        StreamEvent::MessageStop => WireEvent::MessageStop,
+        StreamEvent::Ping => WireEvent::Ping,
+        StreamEvent::Error(_) => unreachable!("errors are written from ApiError::to_json"),
+    }
+}
+
+/// Builds a non-streaming `message` from a stream of events.
+#[derive(Default)]
+pub struct Fold {
+    id: String,
+    model: String,
+    usage: Usage,
+    blocks: Vec<FoldBlock>,
+    stop_reason: Option<StopReason>,
+    started: bool,
+}
+
+enum FoldBlock {
+    Text(String),
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+    },
+}
+
+impl Fold {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes one event; an `error` event ends the fold with that error.
+    pub fn push(&mut self, event: StreamEvent) -> Result<(), ApiError> {
+        match event {
+            StreamEvent::MessageStart { id, model, usage } => {
+                self.started = true;
+                (self.id, self.model, self.usage) = (id, model, usage);
+            }
+            StreamEvent::BlockStart { block, .. } => self.blocks.push(match block {
+                BlockKind::Text => FoldBlock::Text(String::new()),
+                BlockKind::Thinking => FoldBlock::Thinking {
+                    thinking: String::new(),
+                    signature: String::new(),
+                },
+                BlockKind::ToolUse { id, name } => FoldBlock::ToolUse {
+                    id,
+                    name,
+                    json: String::new(),
+                },
+            }),
+            StreamEvent::Delta { delta, .. } => match (self.blocks.last_mut(), delta) {
+                (Some(FoldBlock::Text(text)), Delta::Text(more)) => text.push_str(&more),
+                (Some(FoldBlock::Thinking { thinking, .. }), Delta::Thinking(more)) => {
+                    thinking.push_str(&more)
+                }
+                (Some(FoldBlock::Thinking { signature, .. }), Delta::Signature(more)) => {
+                    signature.push_str(&more)
+                }
+                (Some(FoldBlock::ToolUse { json, .. }), Delta::InputJson(more)) => {
+                    json.push_str(&more)
+                }
+                (_, delta) => {
+                    return Err(ApiError::new(
+                        ErrorType::Api,
+                        format!(
+                            "upstream stream out of order: {delta:?} does not fit the open block"
+                        ),
+                    ));
+                }
+            },
+            StreamEvent::MessageDelta { stop_reason, usage } => {
+                self.stop_reason = Some(stop_reason);
+                self.usage = usage;
+            }
+            StreamEvent::Error(error) => return Err(error),
+            StreamEvent::BlockStop { .. } | StreamEvent::MessageStop | StreamEvent::Ping => {}
+        }
+        Ok(())
+    }
+
+    /// The message as the API's JSON.
+    pub fn finish(self) -> Result<Bytes, ApiError> {
+        let incomplete = |what: &str| {
+            ApiError::new(
+                ErrorType::Api,
+                format!("the upstream's response ended without {what}"),
+            )
+        };
+        if !self.started {
+            return Err(incomplete("message_start"));
+        }
+        let stop_reason = self
+            .stop_reason
+            .ok_or_else(|| incomplete("a stop reason"))?;
+        let inputs: Vec<Box<RawValue>> = self
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                FoldBlock::ToolUse { json, name, .. } => Some(tool_input(json, name)),
+                _ => None,
+            })
+            .collect::<Result<_, _>>()?;
+        let mut inputs = inputs.iter();
+        let content: Vec<WireBlock<'_>> = self
+            .blocks
+            .iter()
+            .map(|b| match b {
+                FoldBlock::Text(text) => WireBlock::Text { text },
+                FoldBlock::Thinking {
+                    thinking,
+                    signature,
+                } => WireBlock::Thinking {
+                    thinking,
+                    signature,
+                },
+                FoldBlock::ToolUse { id, name, .. } => WireBlock::ToolUse {
+                    id,
+                    name,
+                    input: inputs.next().expect("one input per tool call"),
+                },
+            })
+            .collect();
+        let message = WireMessage {
+            id: &self.id,
+            r#type: "message",
+            role: "assistant",
+            model: &self.model,
+            content: &content,
+            stop_reason: Some(stop_reason),
+            stop_sequence: None,
+            usage: &self.usage,
+        };
+        Ok(Bytes::from(
+            serde_json::to_vec(&message).expect("a message serializes"),
+        ))
+    }
+}
+
+/// A tool call's joined argument fragments as JSON; empty arguments are `{}`.
+pub fn tool_input(json: &str, tool: &str) -> Result<Box<RawValue>, ApiError> {
+    let text = if json.trim().is_empty() { "{}" } else { json };
+    RawValue::from_string(text.to_string()).map_err(|e| {
+        ApiError::new(
+            ErrorType::Api,
+            format!("the upstream sent invalid JSON arguments for tool `{tool}`: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Vec<StreamEvent> {
+        let usage = Usage {
+            input_tokens: 10,
+            output_tokens: 1,
+            ..Usage::default()
+        };
+        vec![
+            StreamEvent::MessageStart {
+                id: "msg_1".into(),
+                model: "m".into(),
+                usage,
+            },
+            StreamEvent::BlockStart {
+                index: 0,
+                block: BlockKind::Thinking,
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Thinking("hm".into()),
+            },
+            StreamEvent::Delta {
+                index: 0,
+                delta: Delta::Signature("ccr-sig:x".into()),
+            },
+            StreamEvent::BlockStop { index: 0 },
+            StreamEvent::BlockStart {
+                index: 1,
+                block: BlockKind::Text,
+            },
+            StreamEvent::Delta {
+                index: 1,
+                delta: Delta::Text("héllo \"q\"".into()),
+            },
+            StreamEvent::BlockStop { index: 1 },
+            StreamEvent::BlockStart {
+                index: 2,
+                block: BlockKind::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "Read".into(),
+                },
+            },
+            StreamEvent::Delta {
+                index: 2,
+                delta: Delta::InputJson("{\"pa".into()),
+            },
+            StreamEvent::Delta {
+                index: 2,
+                delta: Delta::InputJson("th\":\"/x\"}".into()),
+            },
+            StreamEvent::BlockStop { index: 2 },
+            StreamEvent::MessageDelta {
+                stop_reason: StopReason::ToolUse,
+                usage: Usage {
+                    output_tokens: 7,
+                    ..usage
+                },
+            },
+            StreamEvent::MessageStop,
+        ]
+    }
+
+    #[test]
+    fn writes_the_exact_wire_form() {
+        let mut writer = SseWriter::new();
+        for event in &stream()[..3] {
+            writer.write(event);
+        }
+        let text = String::from_utf8(writer.take().to_vec()).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n",
+                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n",
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hm\"}}\n\n",
+            )
+        );
+        assert!(writer.is_empty());
+        writer.write(&StreamEvent::MessageDelta {
+            stop_reason: StopReason::EndTurn,
+            usage: Usage::default(),
+        });
+        let text = String::from_utf8(writer.take().to_vec()).unwrap();
+        assert!(
+            text.contains("\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null}"),
+            "{text}"
+        );
+        writer.write(&StreamEvent::BlockStart {
+            index: 3,
+            block: BlockKind::ToolUse {
+                id: "t".into(),
+                name: "n".into(),
+            },
+        });
+        let text = String::from_utf8(writer.take().to_vec()).unwrap();
+        assert!(
+            text.contains("{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\",\"input\":{}}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn folds_a_stream_into_a_message() {
+        let mut fold = Fold::new();
+        for event in stream() {
+            fold.push(event).unwrap();
+        }
+        let message: serde_json::Value = serde_json::from_slice(&fold.finish().unwrap()).unwrap();
+        assert_eq!(message["stop_reason"], "tool_use");
+        assert_eq!(message["content"][0]["signature"], "ccr-sig:x");
+        assert_eq!(message["content"][1]["text"], "héllo \"q\"");
+        assert_eq!(message["content"][2]["input"]["path"], "/x");
+        assert_eq!(message["usage"]["output_tokens"], 7);
+        assert_eq!(message["usage"]["cache_read_input_tokens"], 0);
+    }
+
+    #[test]
+    fn fold_reports_errors_and_broken_tool_json() {
+        let mut fold = Fold::new();
+        let events = stream();
+        for event in events[..10].iter().cloned() {
+            fold.push(event).unwrap();
+        }
+        fold.push(StreamEvent::BlockStop { index: 2 }).unwrap();
+        fold.push(StreamEvent::MessageDelta {
+            stop_reason: StopReason::ToolUse,
+            usage: Usage::default(),
+        })
+        .unwrap();
+        let err = fold.finish().unwrap_err();
+        assert!(
+            err.message
+                .contains("invalid JSON arguments for tool `Read`"),
+            "{}",
+            err.message
+        );
+
+        let mut fold = Fold::new();
+        fold.push(stream()[0].clone()).unwrap();
+        let err = fold
+            .push(StreamEvent::Error(ApiError::new(
+                ErrorType::Overloaded,
+                "busy",
+            )))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorType::Overloaded);
+    }
+}
