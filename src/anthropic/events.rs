@@ -136,12 +136,16 @@ enum WireBlockStart<'a> {
 struct EmptyObject {}
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum WireDelta<'a> {
-    TextDelta { text: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    SignatureDelta { signature: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 #[derive(Serialize)]
@@ -238,10 +242,10 @@ fn to_wire(event: &StreamEvent) -> WireEvent<'_> {
         StreamEvent::Delta { index, delta } => WireEvent::ContentBlockDelta {
             index: *index,
             delta: match delta {
-                Delta::Text(text) => WireDelta::TextDelta { text },
-                Delta::Thinking(thinking) => WireDelta::ThinkingDelta { thinking },
-                Delta::Signature(signature) => WireDelta::SignatureDelta { signature },
-                Delta::InputJson(partial_json) => WireDelta::InputJsonDelta { partial_json },
+                Delta::Text(text) => WireDelta::Text { text },
+                Delta::Thinking(thinking) => WireDelta::Thinking { thinking },
+                Delta::Signature(signature) => WireDelta::Signature { signature },
+                Delta::InputJson(partial_json) => WireDelta::InputJson { partial_json },
             },
         },
         StreamEvent::BlockStop { index } => WireEvent::ContentBlockStop { index: *index },
@@ -334,6 +338,11 @@ impl Fold {
             StreamEvent::BlockStop { .. } | StreamEvent::MessageStop | StreamEvent::Ping => {}
         }
         Ok(())
+    }
+
+    /// The usage reported so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
     }
 
     /// The message as the API's JSON.

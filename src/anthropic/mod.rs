@@ -4,10 +4,16 @@
 pub mod error;
 pub mod estimate;
 pub mod events;
+pub mod ids;
 pub mod request;
 pub mod types;
 pub mod usage;
 
 pub use error::{ApiError, ErrorType};
+
+/// Prefix of the signatures ccr puts on thinking blocks it builds from other providers'
+/// reasoning. Anthropic rejects signatures it did not make, so such blocks are removed from
+/// a history before it goes to an Anthropic upstream.
+pub const CCR_SIGNATURE_PREFIX: &str = "ccr-sig:";
 pub use request::{MessagesRequest, RequestError};
 pub use usage::{Usage, UsageScanner};

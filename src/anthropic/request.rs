@@ -82,6 +82,20 @@ impl MessagesRequest {
         &self.body
     }
 
+    /// The body for an Anthropic upstream: the client's bytes with `model` replaced and,
+    /// only when the history holds any, the thinking blocks ccr signed removed (Anthropic
+    /// rejects signatures it did not make). The common case is a byte search and a splice.
+    pub fn body_for_anthropic(&self, model: &str) -> Bytes {
+        let marker = format!("\"{}", super::CCR_SIGNATURE_PREFIX);
+        if !contains(&self.body, marker.as_bytes()) {
+            return self.body_with_model(model);
+        }
+        match strip_ccr_thinking(&self.body, model) {
+            Some(body) => Bytes::from(body),
+            None => self.body_with_model(model),
+        }
+    }
+
     /// The client's body with only the `model` value replaced; every other byte unchanged.
     pub fn body_with_model(&self, model: &str) -> Bytes {
         if model == self.model {
@@ -94,6 +108,32 @@ impl MessagesRequest {
         out.extend_from_slice(&self.body[self.model_span.end..]);
         Bytes::from(out)
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
+/// Re-serializes the body without assistant thinking blocks whose signature ccr made, with
+/// `model` set. `None` if the body is not the expected shape (then it is sent as it is).
+fn strip_ccr_thinking(body: &[u8], model: &str) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = value.as_object_mut()?;
+    object.insert("model".into(), serde_json::Value::from(model));
+    for message in object.get_mut("messages")?.as_array_mut()? {
+        if let Some(blocks) = message.get_mut("content").and_then(|c| c.as_array_mut()) {
+            blocks.retain(|block| !is_ccr_thinking(block));
+        }
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+fn is_ccr_thinking(block: &serde_json::Value) -> bool {
+    block.get("type").and_then(|t| t.as_str()) == Some("thinking")
+        && block
+            .get("signature")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.starts_with(super::CCR_SIGNATURE_PREFIX))
 }
 
 #[cfg(test)]
@@ -116,6 +156,23 @@ mod tests {
             r#"{ "max_tokens":5, "model" : "vendor/m\"1",  "x_unknown":{"model":"keep"},"stream":true}"#
         );
         assert_eq!(req.body_with_model("claude-x"), text.as_bytes());
+    }
+
+    #[test]
+    fn ccr_thinking_is_removed_only_for_anthropic() {
+        let text = r#"{"model":"m","messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"mine","signature":"ccr-sig:abc"},{"type":"thinking","thinking":"theirs","signature":"EqQBCkYIB"},{"type":"text","text":"ok"}]}]}"#;
+        let req = parse(text).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_slice(&req.body_for_anthropic("claude-y")).unwrap();
+        assert_eq!(out["model"], "claude-y");
+        let blocks = out["messages"][0]["content"].as_array().unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0]["signature"], "EqQBCkYIB");
+        let plain = r#"{"model":"m","messages":[]}"#;
+        assert_eq!(
+            parse(plain).unwrap().body_for_anthropic("m"),
+            plain.as_bytes()
+        );
     }
 
     #[test]

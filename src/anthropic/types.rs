@@ -29,6 +29,15 @@ pub struct MessagesBody {
     pub stop_sequences: Vec<String>,
     #[serde(default)]
     pub stream: bool,
+    #[serde(default)]
+    pub output_config: Option<OutputConfig>,
+}
+
+/// `output_config`: Claude Code 2.1 sends `{effort: "high"}` beside adaptive thinking.
+#[derive(Debug, Deserialize)]
+pub struct OutputConfig {
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// `system`: a string or a list of text blocks.

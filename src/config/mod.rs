@@ -81,6 +81,8 @@ pub struct ServerConfig {
     /// On SIGINT/SIGTERM, in-flight requests get this long to finish; streams still open
     /// then end with an `error` event.
     pub shutdown_grace: Seconds,
+    /// A converted stream sends a `ping` event after this long without upstream events.
+    pub ping_interval: Seconds,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +95,7 @@ impl Default for ServerConfig {
             header_read_timeout: Seconds(Duration::from_secs(30)),
             idle_timeout: Seconds(Duration::from_secs(300)),
             shutdown_grace: Seconds(Duration::from_secs(30)),
+            ping_interval: Seconds(Duration::from_secs(15)),
         }
     }
 }
@@ -108,6 +111,8 @@ impl ServerConfig {
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     Anthropic,
+    /// Any OpenAI-compatible Chat Completions API (DeepSeek, OpenRouter, Groq, vLLM…).
+    Openai,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,15 +131,42 @@ pub struct ProviderConfig {
     pub drop_beta_flags: Vec<String>,
     #[serde(default)]
     pub timeouts: UpstreamTimeouts,
+    /// Extra static headers sent with every request (OpenRouter's `HTTP-Referer`, `X-Title`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, ConfigString>,
+    /// Per-model options of an `openai` provider, keyed by the upstream model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// What ccr needs to know about one upstream model of a converting provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The most output tokens the model accepts; a request's `max_tokens` is clamped to it.
+    pub max_tokens: Option<u64>,
+    /// The model takes `reasoning_effort`: a request with thinking on asks for it.
+    pub reasoning_effort: bool,
+    /// The model wants its earlier reasoning back as `reasoning_content` in the history
+    /// (DeepSeek-reasoner style tool loops); otherwise history thinking blocks are dropped.
+    pub reasoning_content: bool,
 }
 
 impl ProviderConfig {
+    /// Options for `model`, or the defaults when the config does not list it.
+    pub fn model(&self, model: &str) -> ModelConfig {
+        self.models.get(model).cloned().unwrap_or_default()
+    }
+
     pub fn base_url(&self) -> url::Url {
         match &self.base_url {
             Some(url) => url.0.clone(),
             None => match self.kind {
                 ProviderKind::Anthropic => {
                     url::Url::parse("https://api.anthropic.com").expect("valid default URL")
+                }
+                ProviderKind::Openai => {
+                    url::Url::parse("https://api.openai.com/v1").expect("valid default URL")
                 }
             },
         }
@@ -317,6 +349,24 @@ impl Config {
             }
             Some(_) => {}
         }
+        for (name, provider) in &self.providers {
+            if provider.kind == ProviderKind::Anthropic && !provider.models.is_empty() {
+                return Err(invalid(
+                    format!("providers.{name}.models"),
+                    "is not used by an `anthropic` provider (it passes requests through): remove it".into(),
+                ));
+            }
+            for (header, value) in &provider.headers {
+                let valid = http::HeaderName::try_from(header.as_str()).is_ok()
+                    && http::HeaderValue::try_from(value.0.as_str()).is_ok();
+                if !valid {
+                    return Err(invalid(
+                        format!("providers.{name}.headers.{header}"),
+                        "is not a valid HTTP header name and value".into(),
+                    ));
+                }
+            }
+        }
         if self.server.client_key().is_some() {
             let keyless = self
                 .providers
@@ -328,6 +378,12 @@ impl Config {
                     "is required when `server.api_key` is set: clients then send ccr's key, which is never forwarded, so this provider would have no credential (e.g. `api_key: \"${ANTHROPIC_API_KEY}\"`)".into(),
                 ));
             }
+        }
+        if self.server.ping_interval.0.is_zero() {
+            return Err(invalid(
+                "server.ping_interval".into(),
+                "must be greater than 0".into(),
+            ));
         }
         if self.server.body_limit == 0 {
             return Err(invalid(

@@ -7,7 +7,7 @@ use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::{BodyStream, BuildError, Call, Provider, ProviderError, Reply, http_client};
+use super::{BodyStream, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
 use crate::anthropic::UsageScanner;
 use crate::config::{ProviderConfig, Secret, UpstreamTimeouts};
 use crate::providers::timed_body;
@@ -41,14 +41,16 @@ const NOT_FORWARDED: &[&str] = &[
     "anthropic-beta",
 ];
 
-/// Upstream response headers a client is given back.
-fn passed_back(name: &HeaderName) -> bool {
-    let name = name.as_str();
-    matches!(
-        name,
-        "content-type" | "cache-control" | "request-id" | "retry-after"
-    ) || name.starts_with("anthropic-ratelimit-")
-        || name.starts_with("x-ratelimit-")
+/// Upstream response headers a client is given back: the body's type and the upstream's
+/// request id, `retry-after` and rate limits.
+fn passed_back(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = super::rate_limit_headers(upstream);
+    for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+        if let Some(value) = upstream.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    headers
 }
 
 impl AnthropicProvider {
@@ -111,26 +113,10 @@ impl AnthropicProvider {
         }
     }
 
-    fn request_failed(&self, error: reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
-            return ProviderError::Timeout {
-                provider: self.name.clone(),
-                url: self.url.to_string(),
-                what: "accept the connection",
-                after: self.timeouts.connect.0,
-            };
-        }
-        ProviderError::Connect {
-            provider: self.name.clone(),
-            url: self.url.to_string(),
-            detail: error_chain(&error),
-        }
-    }
-
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
         let started = Instant::now();
         let first_byte_deadline = started + self.timeouts.first_byte.0;
-        let body = call.request.body_with_model(call.model);
+        let body = call.request.body_for_anthropic(call.model);
         let request = self
             .client
             .post(self.url.clone())
@@ -140,14 +126,9 @@ impl AnthropicProvider {
         let response = tokio::time::timeout_at(first_byte_deadline.into(), request)
             .await
             .map_err(|_| self.first_byte_timeout())?
-            .map_err(|e| self.request_failed(e))?;
+            .map_err(|e| super::request_error(&self.name, &self.url, e, self.timeouts.connect.0))?;
         let status = response.status();
-        let headers: HeaderMap = response
-            .headers()
-            .iter()
-            .filter(|(name, _)| passed_back(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
+        let headers = passed_back(response.headers());
         if !status.is_success() {
             let body = tokio::time::timeout_at(first_byte_deadline.into(), response.bytes())
                 .await
@@ -171,7 +152,7 @@ impl AnthropicProvider {
                     .bytes_stream()
                     .map_err(move |e| ProviderError::Stream {
                         provider: provider.clone(),
-                        detail: error_chain(&e),
+                        detail: super::error_chain(&e),
                     }),
             );
         let body = timed_body(
@@ -184,18 +165,15 @@ impl AnthropicProvider {
         Ok(Reply {
             status,
             headers,
-            body,
-            usage,
+            body: ReplyBody::Bytes {
+                stream: body,
+                usage,
+            },
         })
     }
 
     fn first_byte_timeout(&self) -> ProviderError {
-        ProviderError::Timeout {
-            provider: self.name.clone(),
-            url: self.url.to_string(),
-            what: "answer",
-            after: self.timeouts.first_byte.0,
-        }
+        super::timeout_error(&self.name, &self.url, "answer", self.timeouts.first_byte.0)
     }
 }
 
@@ -207,19 +185,4 @@ impl Provider for AnthropicProvider {
     fn send<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, ProviderError>> {
         Box::pin(self.send_call(call))
     }
-}
-
-/// An error and its causes on one line; reqwest's top-level message alone hides the cause.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -3,6 +3,7 @@
 //! Adding a provider is one module, one `ProviderKind` variant and one arm in [`build`].
 
 pub mod anthropic;
+pub mod openai;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,11 +15,15 @@ use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, StatusCode};
 
+use crate::anthropic::events::StreamEvent;
 use crate::anthropic::{ApiError, ErrorType, MessagesRequest, UsageScanner};
 use crate::config::{ProviderConfig, ProviderKind, UpstreamTimeouts};
 
 /// A response body coming from an upstream, chunk by chunk.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
+
+/// A converted response: Anthropic events as the upstream's answer arrives.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
 
 /// What a provider needs to send one request.
 pub struct Call<'a> {
@@ -36,9 +41,18 @@ pub struct Reply {
     pub status: StatusCode,
     /// Headers to pass back to the client (content type, request id, rate limits…).
     pub headers: HeaderMap,
-    pub body: BodyStream,
-    /// Reads usage from the body as it passes.
-    pub usage: UsageScanner,
+    pub body: ReplyBody,
+}
+
+pub enum ReplyBody {
+    /// The upstream speaks the client's format: its bytes go to the client unchanged, and
+    /// `usage` reads them on the side.
+    Bytes {
+        stream: BodyStream,
+        usage: UsageScanner,
+    },
+    /// A converting provider's events, written as SSE or folded into one message.
+    Events(EventStream),
 }
 
 /// Why an upstream call failed. Each variant knows who caused it and whether another
@@ -52,6 +66,13 @@ pub enum ProviderError {
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
+    },
+    /// The upstream refused the request, told in the Anthropic form (converting providers).
+    #[error("{}", error.message)]
+    Api {
+        provider: String,
+        headers: HeaderMap,
+        error: ApiError,
     },
     #[error("cannot reach {provider} at {url}: {detail}")]
     Connect {
@@ -74,15 +95,8 @@ impl ProviderError {
     /// Short class name used in records and, later, stats and blacklisting.
     pub fn class(&self) -> &'static str {
         match self {
-            ProviderError::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
-                "rate_limited"
-            }
-            ProviderError::Status { status, .. }
-                if status.is_server_error() || status.as_u16() == 529 =>
-            {
-                "server_error"
-            }
-            ProviderError::Status { .. } => "http_4xx",
+            ProviderError::Api { error, .. } => status_class(error.status),
+            ProviderError::Status { status, .. } => status_class(*status),
             ProviderError::Connect { .. } => "connect",
             ProviderError::Timeout { .. } => "timeout",
             ProviderError::Stream { .. } => "stream",
@@ -92,6 +106,7 @@ impl ProviderError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ProviderError::Status { status, .. } => Some(*status),
+            ProviderError::Api { error, .. } => Some(error.status),
             _ => None,
         }
     }
@@ -100,27 +115,104 @@ impl ProviderError {
     pub fn to_api_error(&self) -> ApiError {
         match self {
             ProviderError::Status { status, .. } => {
-                let kind = match status.as_u16() {
-                    400 | 422 => ErrorType::InvalidRequest,
-                    401 => ErrorType::Authentication,
-                    403 => ErrorType::Permission,
-                    404 => ErrorType::NotFound,
-                    413 => ErrorType::RequestTooLarge,
-                    429 => ErrorType::RateLimit,
-                    503 | 529 => ErrorType::Overloaded,
-                    _ => ErrorType::Api,
-                };
-                ApiError::new(kind, self.to_string()).with_status(*status)
+                ApiError::new(error_type_for_status(*status), self.to_string()).with_status(*status)
             }
-            ProviderError::Connect { .. } | ProviderError::Stream { .. } => ApiError::new(
+            ProviderError::Api { error, .. } => error.clone(),
+            ProviderError::Connect { .. } => ApiError::new(
                 ErrorType::Api,
                 format!("{self}: check the provider's base_url and that it is up"),
             )
             .with_status(StatusCode::BAD_GATEWAY),
+            ProviderError::Stream { .. } => {
+                ApiError::new(ErrorType::Api, self.to_string()).with_status(StatusCode::BAD_GATEWAY)
+            }
             ProviderError::Timeout { .. } => ApiError::new(ErrorType::Api, self.to_string())
                 .with_status(StatusCode::GATEWAY_TIMEOUT),
         }
     }
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        429 => "rate_limited",
+        500..=599 => "server_error",
+        _ => "http_4xx",
+    }
+}
+
+/// The Anthropic error type for an upstream HTTP status.
+pub(crate) fn error_type_for_status(status: StatusCode) -> ErrorType {
+    match status.as_u16() {
+        400 | 422 => ErrorType::InvalidRequest,
+        401 => ErrorType::Authentication,
+        403 => ErrorType::Permission,
+        404 => ErrorType::NotFound,
+        413 => ErrorType::RequestTooLarge,
+        429 => ErrorType::RateLimit,
+        503 | 529 => ErrorType::Overloaded,
+        _ => ErrorType::Api,
+    }
+}
+
+/// Upstream response headers a client is given back: its request id, `retry-after` and
+/// rate limits.
+pub(crate) fn rate_limit_headers(upstream: &HeaderMap) -> HeaderMap {
+    upstream
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            matches!(name, "request-id" | "retry-after")
+                || name.starts_with("anthropic-ratelimit-")
+                || name.starts_with("x-ratelimit-")
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// A request that failed before any response: a timeout or a connection error.
+pub(crate) fn request_error(
+    provider: &str,
+    url: &url::Url,
+    error: reqwest::Error,
+    connect: Duration,
+) -> ProviderError {
+    if error.is_timeout() {
+        return timeout_error(provider, url, "accept the connection", connect);
+    }
+    ProviderError::Connect {
+        provider: provider.to_string(),
+        url: url.to_string(),
+        detail: error_chain(&error),
+    }
+}
+
+pub(crate) fn timeout_error(
+    provider: &str,
+    url: &url::Url,
+    what: &'static str,
+    after: Duration,
+) -> ProviderError {
+    ProviderError::Timeout {
+        provider: provider.to_string(),
+        url: url.to_string(),
+        what,
+        after,
+    }
+}
+
+/// An error and its causes on one line; reqwest's top-level message alone hides the cause.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One upstream provider.
@@ -144,6 +236,7 @@ pub enum BuildError {
 pub fn build(name: &str, config: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
     match config.kind {
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(name, config)?)),
+        ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(name, config)?)),
     }
 }
 

@@ -12,9 +12,13 @@ use http_body::{Body, Frame, SizeHint};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::conn::ConnGuard;
+use crate::anthropic::Usage;
+use crate::anthropic::events::{SseWriter, StreamEvent};
 use crate::anthropic::{ApiError, ErrorType, UsageScanner};
-use crate::providers::BodyStream;
+use crate::providers::{BodyStream, EventStream};
 use crate::record::{Outcome, RequestRecord, Sinks};
+use std::time::Duration;
+use tokio::time::Sleep;
 
 /// The record of a request whose response is still being written, and who gets it.
 pub(crate) struct PendingRecord {
@@ -108,11 +112,88 @@ impl Body for ResponseBody {
     }
 }
 
-/// An upstream body on its way to the client, unchanged, with usage read on the side.
+/// Where a streaming response's bytes come from.
+pub(crate) enum Source {
+    /// The upstream's bytes, forwarded unchanged, with usage read on the side.
+    Bytes {
+        first: Option<Bytes>,
+        stream: BodyStream,
+        usage: UsageScanner,
+    },
+    /// Anthropic events from a converting provider, written as SSE. A `ping` goes out after
+    /// each `ping_every` of upstream silence so that idle timeouts downstream don't fire.
+    Events {
+        stream: EventStream,
+        writer: SseWriter,
+        usage: Option<Usage>,
+        ping: Pin<Box<Sleep>>,
+        ping_every: Duration,
+        /// How the stream ends once what was already written has gone out.
+        ending: Option<Step>,
+    },
+}
+
+impl Source {
+    pub fn bytes(first: Bytes, stream: BodyStream, mut usage: UsageScanner) -> Self {
+        usage.observe(&first);
+        Source::Bytes {
+            first: Some(first),
+            stream,
+            usage,
+        }
+    }
+
+    pub fn events(first: StreamEvent, stream: EventStream, ping_every: Duration) -> Self {
+        let mut writer = SseWriter::new();
+        let mut usage = None;
+        observe_usage(&first, &mut usage);
+        writer.write(&first);
+        Source::Events {
+            stream,
+            writer,
+            usage,
+            ping: Box::pin(tokio::time::sleep(ping_every)),
+            ping_every,
+            ending: None,
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            Source::Bytes { usage, .. } => usage.usage(),
+            Source::Events { usage, .. } => *usage,
+        }
+    }
+
+    fn at_event_boundary(&self) -> bool {
+        match self {
+            Source::Bytes { usage, .. } => usage.at_event_boundary(),
+            Source::Events { .. } => true,
+        }
+    }
+}
+
+fn observe_usage(event: &StreamEvent, usage: &mut Option<Usage>) {
+    if let StreamEvent::MessageStart { usage: u, .. } | StreamEvent::MessageDelta { usage: u, .. } =
+        event
+    {
+        *usage = Some(*u);
+    }
+}
+
+/// What one poll of the source produced.
+pub(crate) enum Step {
+    Data(Bytes),
+    End,
+    /// The upstream failed; the stream ends with this error.
+    Failed(ApiError),
+    /// The converted stream ended with the upstream's own `error` event (already written).
+    EndedWithError(String),
+}
+
+/// An upstream response on its way to the client.
 pub(crate) struct ProxyBody {
-    first: Option<Bytes>,
-    upstream: BodyStream,
-    usage: UsageScanner,
+    source: Source,
     /// Fires when shutdown's grace period is over.
     force_end: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The body is an SSE stream, so a failure can be told as an `error` event.
@@ -124,18 +205,13 @@ pub(crate) struct ProxyBody {
 
 impl ProxyBody {
     pub fn new(
-        first: Bytes,
-        upstream: BodyStream,
-        mut usage: UsageScanner,
+        source: Source,
         force_end: WaitForCancellationFutureOwned,
         sse: bool,
         pending: PendingRecord,
     ) -> Self {
-        usage.observe(&first);
         ProxyBody {
-            first: Some(first),
-            upstream,
-            usage,
+            source,
             force_end: Box::pin(force_end),
             sse,
             done: false,
@@ -160,7 +236,7 @@ impl ProxyBody {
             return Poll::Ready(Some(Err(BodyCut(error.message))));
         }
         let event = error.to_sse_event();
-        if self.usage.at_event_boundary() {
+        if self.source.at_event_boundary() {
             return Poll::Ready(Some(Ok(Frame::data(event))));
         }
         let mut closed = Vec::with_capacity(event.len() + 2);
@@ -176,8 +252,40 @@ impl ProxyBody {
         if self.done {
             return Poll::Ready(None);
         }
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
+        let step = match &mut self.source {
+            Source::Bytes {
+                first,
+                stream,
+                usage,
+            } => poll_bytes(first, stream, usage, cx),
+            Source::Events {
+                stream,
+                writer,
+                usage,
+                ping,
+                ping_every,
+                ending,
+            } => poll_events(stream, writer, usage, ping, *ping_every, ending, cx),
+        };
+        match step {
+            Poll::Ready(Step::Data(bytes)) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+            Poll::Ready(Step::End) => {
+                self.done = true;
+                self.outcome = Outcome::Completed;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Step::Failed(error)) => {
+                return self.end_with(Outcome::UpstreamFailed, error);
+            }
+            Poll::Ready(Step::EndedWithError(message)) => {
+                self.done = true;
+                self.outcome = Outcome::UpstreamFailed;
+                if let Some(pending) = &mut self.pending {
+                    pending.record.error = Some(message);
+                }
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
         }
         if self.force_end.as_mut().poll(cx).is_ready() {
             let error = ApiError::new(
@@ -186,29 +294,82 @@ impl ProxyBody {
             );
             return self.end_with(Outcome::ShutDown, error);
         }
-        match self.upstream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.usage.observe(&chunk);
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-            Poll::Ready(Some(Err(error))) => {
-                let api_error = error.to_api_error();
-                self.end_with(Outcome::UpstreamFailed, api_error)
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                self.outcome = Outcome::Completed;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        Poll::Pending
+    }
+}
+
+fn poll_bytes(
+    first: &mut Option<Bytes>,
+    stream: &mut BodyStream,
+    usage: &mut UsageScanner,
+    cx: &mut Context<'_>,
+) -> Poll<Step> {
+    if let Some(first) = first.take() {
+        return Poll::Ready(Step::Data(first));
+    }
+    match stream.as_mut().poll_next(cx) {
+        Poll::Ready(Some(Ok(chunk))) => {
+            usage.observe(&chunk);
+            Poll::Ready(Step::Data(chunk))
         }
+        Poll::Ready(Some(Err(error))) => Poll::Ready(Step::Failed(error.to_api_error())),
+        Poll::Ready(None) => Poll::Ready(Step::End),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Writes every event that is ready into one chunk, so a burst of small events is one write.
+fn poll_events(
+    stream: &mut EventStream,
+    writer: &mut SseWriter,
+    usage: &mut Option<Usage>,
+    ping: &mut Pin<Box<Sleep>>,
+    ping_every: Duration,
+    ending: &mut Option<Step>,
+    cx: &mut Context<'_>,
+) -> Poll<Step> {
+    if let Some(step) = ending.take() {
+        return Poll::Ready(step);
+    }
+    loop {
+        let end = match stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(event))) => {
+                observe_usage(&event, usage);
+                writer.write(&event);
+                ping.as_mut()
+                    .reset(tokio::time::Instant::now() + ping_every);
+                match event {
+                    StreamEvent::Error(error) => Step::EndedWithError(error.message),
+                    _ => continue,
+                }
+            }
+            Poll::Ready(Some(Err(error))) => Step::Failed(error.to_api_error()),
+            Poll::Ready(None) => Step::End,
+            Poll::Pending => {
+                if writer.is_empty() && ping.as_mut().poll(cx).is_ready() {
+                    writer.write(&StreamEvent::Ping);
+                    ping.as_mut()
+                        .reset(tokio::time::Instant::now() + ping_every);
+                }
+                return match writer.is_empty() {
+                    true => Poll::Pending,
+                    false => Poll::Ready(Step::Data(writer.take())),
+                };
+            }
+        };
+        // The stream is over: send what is written first, then end.
+        if writer.is_empty() {
+            return Poll::Ready(end);
+        }
+        *ending = Some(end);
+        return Poll::Ready(Step::Data(writer.take()));
     }
 }
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            pending.finish(self.outcome, self.usage.usage());
+            pending.finish(self.outcome, self.source.usage());
         }
     }
 }

@@ -8,10 +8,8 @@ mod conn;
 mod service;
 
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -46,34 +44,10 @@ pub(crate) struct State {
     body_limit: u64,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    ping_interval: Duration,
     sinks: Sinks,
     /// Cancelled when shutdown's grace period ends: open streams end with an `error` event.
     force_end: CancellationToken,
-    ids: RequestIds,
-}
-
-/// Request ids: a per-process random prefix and a counter, so they are unique without a
-/// random draw per request.
-pub(crate) struct RequestIds {
-    prefix: u64,
-    next: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        RequestIds {
-            prefix: RandomState::new().hash_one(std::process::id()),
-            next: AtomicU64::new(1),
-        }
-    }
-
-    pub(crate) fn next(&self) -> String {
-        format!(
-            "req_{:016x}{:08x}",
-            self.prefix,
-            self.next.fetch_add(1, Ordering::Relaxed)
-        )
-    }
 }
 
 /// The socket address for a configured host (an IP address or `localhost`, as validated).
@@ -112,9 +86,9 @@ impl Server {
             body_limit: config.server.body_limit,
             header_read_timeout: config.server.header_read_timeout.0,
             idle_timeout: config.server.idle_timeout.0,
+            ping_interval: config.server.ping_interval.0,
             sinks: sinks.into(),
             force_end: CancellationToken::new(),
-            ids: RequestIds::new(),
         };
         Ok(Server {
             listener,

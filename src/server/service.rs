@@ -14,10 +14,12 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::State;
-use super::body::{PendingRecord, ProxyBody, ResponseBody};
+use super::body::{PendingRecord, ProxyBody, ResponseBody, Source};
 use super::conn::ConnGuard;
+use crate::anthropic::UsageScanner;
+use crate::anthropic::events::{Fold, StreamEvent};
 use crate::anthropic::{ApiError, ErrorType, MessagesRequest, estimate};
-use crate::providers::{Call, ProviderError};
+use crate::providers::{BodyStream, Call, EventStream, ProviderError, ReplyBody};
 use crate::record::{Attempt, Outcome, RequestRecord, Timings};
 
 /// The response header naming ccr's id for the request (also in its log lines).
@@ -28,7 +30,7 @@ pub(crate) async fn handle(
     conn: ConnGuard,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let id = state.ids.next();
+    let id = crate::anthropic::ids::request_id();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = route(&state, &id, request).instrument(span).await;
     response.body_mut().hold_connection(conn);
@@ -190,7 +192,7 @@ async fn messages(
             message,
             duration: attempt_started.elapsed(),
         };
-    let mut reply = match sent {
+    let reply = match sent {
         Ok(reply) => reply,
         Err(error) => {
             pending.record.attempts.push(attempt(
@@ -201,54 +203,189 @@ async fn messages(
             return upstream_failure(pending, error);
         }
     };
-    // Status and headers go out only once the first bytes have arrived, so a failure up to
-    // here is still answered with a proper error status.
-    let first = tokio::select! {
-        first = reply.body.next() => first,
-        _ = state.force_end.cancelled() => Some(Err(ProviderError::Stream {
-            provider: target.label.clone(),
-            detail: "ccr is shutting down".into(),
-        })),
-    };
-    let first = match first {
-        Some(Ok(first)) => first,
-        None => Bytes::new(),
-        Some(Err(error)) => {
-            pending.record.attempts.push(attempt(
-                Some(reply.status),
-                error.class(),
-                Some(error.to_string()),
-            ));
-            return upstream_failure(pending, error);
-        }
-    };
-    pending
-        .record
-        .attempts
-        .push(attempt(Some(reply.status), "ok", None));
-    pending.record.timings.first_byte = Some(received.elapsed());
-    pending.record.status = reply.status.as_u16();
-    let sse = reply
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let headers_ready = Instant::now();
     let status = reply.status;
-    let passed_headers = std::mem::take(&mut reply.headers);
-    pending.record.timings.overhead = overhead_before + headers_ready.elapsed();
-    let body = ProxyBody::new(
-        first,
-        reply.body,
-        reply.usage,
-        state.force_end.clone().cancelled_owned(),
-        sse,
-        pending,
-    );
-    let mut response = Response::new(ResponseBody::proxy(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = passed_headers;
-    response
+    let relay = Relay {
+        state,
+        label: &target.label,
+        overhead_before,
+        attempt_ok: attempt(Some(status), "ok", None),
+    };
+    match reply.body {
+        ReplyBody::Bytes { stream, usage } => {
+            relay
+                .bytes(pending, status, reply.headers, stream, usage)
+                .await
+        }
+        ReplyBody::Events(events) if parsed.stream() => {
+            relay.events(pending, reply.headers, events).await
+        }
+        ReplyBody::Events(events) => relay.fold(pending, reply.headers, events).await,
+    }
+}
+
+/// Turns an upstream reply into the client's response. Status and headers go out only once
+/// the first upstream bytes or event have arrived, so a failure up to then is still
+/// answered with a proper error status.
+struct Relay<'a> {
+    state: &'a State,
+    label: &'a str,
+    overhead_before: std::time::Duration,
+    attempt_ok: Attempt,
+}
+
+impl Relay<'_> {
+    /// Waits for the first item of an upstream stream, unless shutdown's grace runs out.
+    async fn first<T>(
+        &self,
+        stream: &mut (impl futures_util::Stream<Item = Result<T, ProviderError>> + Unpin),
+    ) -> Option<Result<T, ProviderError>> {
+        tokio::select! {
+            first = stream.next() => first,
+            _ = self.state.force_end.cancelled() => Some(Err(self.shutting_down())),
+        }
+    }
+
+    fn shutting_down(&self) -> ProviderError {
+        ProviderError::Stream {
+            provider: self.label.to_string(),
+            detail: "ccr is shutting down".into(),
+        }
+    }
+
+    /// Records the successful attempt and builds the streaming response.
+    fn start(
+        self,
+        mut pending: PendingRecord,
+        status: StatusCode,
+        headers: HeaderMap,
+        source: Source,
+        sse: bool,
+    ) -> Response<ResponseBody> {
+        let received = pending.received;
+        pending.record.attempts.push(self.attempt_ok);
+        pending.record.timings.first_byte = Some(received.elapsed());
+        pending.record.status = status.as_u16();
+        let headers_ready = Instant::now();
+        pending.record.timings.overhead = self.overhead_before + headers_ready.elapsed();
+        let body = ProxyBody::new(
+            source,
+            self.state.force_end.clone().cancelled_owned(),
+            sse,
+            pending,
+        );
+        let mut response = Response::new(ResponseBody::proxy(body));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
+    }
+
+    fn failed(
+        self,
+        mut pending: PendingRecord,
+        status: Option<StatusCode>,
+        error: ProviderError,
+    ) -> Response<ResponseBody> {
+        let mut attempt = self.attempt_ok;
+        attempt.status = status
+            .map(|s| s.as_u16())
+            .or(error.status().map(|s| s.as_u16()));
+        attempt.class = error.class();
+        attempt.message = Some(error.to_string());
+        pending.record.attempts.push(attempt);
+        upstream_failure(pending, error)
+    }
+
+    /// A pass-through: the upstream's bytes, unchanged.
+    async fn bytes(
+        self,
+        pending: PendingRecord,
+        status: StatusCode,
+        headers: HeaderMap,
+        mut stream: BodyStream,
+        usage: UsageScanner,
+    ) -> Response<ResponseBody> {
+        let first = match self.first(&mut stream).await {
+            Some(Ok(first)) => first,
+            None => Bytes::new(),
+            Some(Err(error)) => return self.failed(pending, Some(status), error),
+        };
+        let sse = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        self.start(
+            pending,
+            status,
+            headers,
+            Source::bytes(first, stream, usage),
+            sse,
+        )
+    }
+
+    /// A converted stream written as SSE.
+    async fn events(
+        self,
+        pending: PendingRecord,
+        mut headers: HeaderMap,
+        mut events: EventStream,
+    ) -> Response<ResponseBody> {
+        let first = match self.first(&mut events).await {
+            Some(Ok(StreamEvent::Error(error))) => return fail(pending, &error),
+            Some(Ok(first)) => first,
+            None => {
+                let empty = ProviderError::Stream {
+                    provider: self.label.to_string(),
+                    detail: "the response was empty".into(),
+                };
+                return self.failed(pending, None, empty);
+            }
+            Some(Err(error)) => return self.failed(pending, None, error),
+        };
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let source = Source::events(first, events, self.state.ping_interval);
+        self.start(pending, StatusCode::OK, headers, source, true)
+    }
+
+    /// A converted stream folded into one message for a client that did not ask to stream.
+    async fn fold(
+        self,
+        mut pending: PendingRecord,
+        mut headers: HeaderMap,
+        mut events: EventStream,
+    ) -> Response<ResponseBody> {
+        let mut fold = Fold::new();
+        loop {
+            match self.first(&mut events).await {
+                Some(Ok(event)) => {
+                    if let Err(error) = fold.push(event) {
+                        return fail(pending, &error);
+                    }
+                }
+                Some(Err(error)) => return self.failed(pending, None, error),
+                None => break,
+            }
+        }
+        let usage = fold.usage();
+        let message = match fold.finish() {
+            Ok(message) => message,
+            Err(error) => return fail(pending, &error),
+        };
+        pending.record.attempts.push(self.attempt_ok);
+        pending.record.timings.first_byte = Some(pending.received.elapsed());
+        pending.record.status = 200;
+        pending.finish(Outcome::Completed, Some(usage));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let mut response = Response::new(ResponseBody::full(message));
+        *response.headers_mut() = headers;
+        response
+    }
 }
 
 /// Answers with the upstream's own error status and body where it gave one, else with an
@@ -268,6 +405,11 @@ fn upstream_failure(mut pending: PendingRecord, error: ProviderError) -> Respons
             let mut response = Response::new(ResponseBody::full(body));
             *response.status_mut() = status;
             *response.headers_mut() = headers;
+            response
+        }
+        ProviderError::Api { headers, error, .. } => {
+            let mut response = fail(pending, &error);
+            response.headers_mut().extend(headers);
             response
         }
         other => fail(pending, &other.to_api_error()),
