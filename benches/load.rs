@@ -3,9 +3,9 @@
 //! out, bytes copied, nothing parsed). Run with `cargo bench --bench load`; the figures go
 //! into BENCHMARKS.md as ratios to the baselines of the same run.
 
-#[path = "../tests/it/support/mock_anthropic.rs"]
+#[path = "../tests/it/support/mock_upstream.rs"]
 #[allow(dead_code)]
-mod mock_anthropic;
+mod mock_upstream;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,7 +22,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use mock_anthropic::{MockAnthropic, Reply, sse_stream};
+use mock_upstream::{MockUpstream, Reply, sse_stream};
 use tokio::net::TcpListener;
 
 const SEQUENTIAL: usize = 1500;
@@ -41,7 +41,7 @@ async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = fixture_body();
     let stream = sse_stream(&"streamed text ".repeat(100), 20_000, 300);
-    let upstream = MockAnthropic::start(Reply::Sse {
+    let upstream = MockUpstream::start(Reply::Sse {
         body: stream.clone(),
         byte_per_write: false,
     })

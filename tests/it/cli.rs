@@ -2,7 +2,7 @@
 
 use futures_util::StreamExt;
 
-use crate::support::mock_anthropic::{MockAnthropic, Reply, sse_stream, stalled_mid_stream};
+use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
 use crate::support::{CcrProcess, client, config_yaml, run_ccr, small_request};
 
 #[tokio::test]
@@ -22,7 +22,7 @@ async fn serve_with_no_config_file_starts_on_the_embedded_default() {
 #[tokio::test]
 async fn serve_with_a_config_file_streams_a_request_end_to_end() {
     let stream = sse_stream("from the mock", 11, 22);
-    let upstream = MockAnthropic::start(Reply::Sse {
+    let upstream = MockUpstream::start(Reply::Sse {
         body: stream.clone(),
         byte_per_write: false,
     })

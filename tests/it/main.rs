@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod openai;
 mod passthrough;
 mod server;
 mod support;

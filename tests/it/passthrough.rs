@@ -6,7 +6,7 @@ use std::time::Duration;
 use ccr::record::Outcome;
 use tokio::sync::Notify;
 
-use crate::support::mock_anthropic::{MockAnthropic, Reply, sse_stream, stalled_mid_stream};
+use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
 use crate::support::{
     Ccr, anthropic_error, config_yaml, fixture, messages_request, send_and_drain, small_request,
 };
@@ -20,7 +20,7 @@ fn sse(body: &str) -> Reply {
 
 #[tokio::test]
 async fn upstream_receives_the_client_body_unchanged_except_model() {
-    let upstream = MockAnthropic::start(sse(&sse_stream("ok", 10, 2))).await;
+    let upstream = MockUpstream::start(sse(&sse_stream("ok", 10, 2))).await;
     let ccr = Ccr::start(&config_yaml(
         &upstream.base_url(),
         "up/claude-routed-model",
@@ -76,7 +76,7 @@ async fn upstream_receives_the_client_body_unchanged_except_model() {
 
 #[tokio::test]
 async fn client_model_is_kept_when_the_route_says_star() {
-    let upstream = MockAnthropic::start(sse(&sse_stream("ok", 1, 1))).await;
+    let upstream = MockUpstream::start(sse(&sse_stream("ok", 1, 1))).await;
     let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
     let body = small_request("claude-sonnet-4-5", true);
     send_and_drain(messages_request(&ccr, body.clone())).await;
@@ -86,7 +86,7 @@ async fn client_model_is_kept_when_the_route_says_star() {
 
 async fn stream_bytes_through(byte_per_write: bool) {
     let stream = sse_stream("héllo wörld — ünïcode split across writes", 321, 54);
-    let upstream = MockAnthropic::start(Reply::Sse {
+    let upstream = MockUpstream::start(Reply::Sse {
         body: stream.clone(),
         byte_per_write,
     })
@@ -148,7 +148,7 @@ async fn sse_bytes_reach_the_client_exactly_when_the_upstream_writes_one_byte_at
 #[tokio::test]
 async fn non_streaming_json_passes_through_with_usage() {
     let json = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-up","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":4,"output_tokens":3}}"#;
-    let upstream = MockAnthropic::start(Reply::Json(json.to_string())).await;
+    let upstream = MockUpstream::start(Reply::Json(json.to_string())).await;
     let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
     let response = messages_request(&ccr, small_request("claude-x", false))
         .send()
@@ -170,7 +170,7 @@ async fn non_streaming_json_passes_through_with_usage() {
 
 #[tokio::test]
 async fn the_clients_key_reaches_the_upstream_only_without_a_server_api_key() {
-    let upstream = MockAnthropic::start(sse(&sse_stream("ok", 1, 1))).await;
+    let upstream = MockUpstream::start(sse(&sse_stream("ok", 1, 1))).await;
 
     let open = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
     send_and_drain(
@@ -206,7 +206,7 @@ async fn the_clients_key_reaches_the_upstream_only_without_a_server_api_key() {
 
 #[tokio::test]
 async fn configured_beta_flags_are_dropped_and_the_rest_forwarded() {
-    let upstream = MockAnthropic::start(sse(&sse_stream("ok", 1, 1))).await;
+    let upstream = MockUpstream::start(sse(&sse_stream("ok", 1, 1))).await;
     let ccr = Ccr::start(&config_yaml(
         &upstream.base_url(),
         "up/*",
@@ -226,7 +226,7 @@ async fn configured_beta_flags_are_dropped_and_the_rest_forwarded() {
 #[tokio::test]
 async fn upstream_429_reaches_the_client_with_retry_after_and_its_body() {
     let body = r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
-    let upstream = MockAnthropic::start(Reply::Status {
+    let upstream = MockUpstream::start(Reply::Status {
         status: 429,
         headers: vec![
             ("retry-after", "7".into()),
@@ -280,7 +280,7 @@ async fn a_dead_upstream_is_a_502_naming_it() {
 #[tokio::test]
 async fn an_upstream_silent_before_its_first_byte_is_a_504() {
     let release = Arc::new(Notify::new());
-    let upstream = MockAnthropic::start(Reply::StallBeforeHeaders {
+    let upstream = MockUpstream::start(Reply::StallBeforeHeaders {
         release: release.clone(),
         then: Box::new(sse(&sse_stream("late", 1, 1))),
     })
@@ -346,7 +346,7 @@ async fn a_cut_upstream_stream_ends_with_an_error_event_after_closing_the_half_e
     let full = sse_stream("cut", 5, 5);
     // Cut in the middle of an event's data line.
     let cut_at = full.find("text_delta").unwrap();
-    let upstream = MockAnthropic::start(Reply::CutAfter {
+    let upstream = MockUpstream::start(Reply::CutAfter {
         before: full[..cut_at].to_string(),
     })
     .await;
@@ -374,7 +374,7 @@ async fn a_cut_upstream_stream_ends_with_an_error_event_after_closing_the_half_e
 
 #[tokio::test]
 async fn count_tokens_is_answered_locally() {
-    let upstream = MockAnthropic::start(sse(&sse_stream("never", 1, 1))).await;
+    let upstream = MockUpstream::start(sse(&sse_stream("never", 1, 1))).await;
     let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
     let (_, body) = fixture();
     let response = crate::support::client()
@@ -399,7 +399,7 @@ async fn count_tokens_is_answered_locally() {
 async fn an_upstream_529_keeps_its_status_and_body_and_the_next_request_succeeds() {
     let overloaded =
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-    let upstream = MockAnthropic::start(sse(&sse_stream("recovered", 1, 1))).await;
+    let upstream = MockUpstream::start(sse(&sse_stream("recovered", 1, 1))).await;
     upstream.then(Reply::Status {
         status: 529,
         headers: vec![("request-id", "req_up_529".into())],

@@ -3,11 +3,11 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::support::mock_anthropic::{MockAnthropic, Reply, sse_stream};
+use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream};
 use crate::support::{Ccr, anthropic_error, client, config_yaml, messages_request, small_request};
 
-async fn mock() -> MockAnthropic {
-    MockAnthropic::start(Reply::Sse {
+async fn mock() -> MockUpstream {
+    MockUpstream::start(Reply::Sse {
         body: sse_stream("ok", 1, 1),
         byte_per_write: false,
     })

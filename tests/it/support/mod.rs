@@ -1,6 +1,7 @@
 //! Test harness: a mock upstream, ccr in-process or as the real binary, and a client.
 
-pub mod mock_anthropic;
+pub mod mock_upstream;
+pub mod stream_checker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,6 +46,18 @@ pub fn config_yaml(
 ) -> String {
     format!(
         "server:\n  host: 127.0.0.1\n  port: 0\n{server_extra}providers:\n  up:\n    type: anthropic\n    base_url: {base_url}\n{provider_extra}routes:\n  default: [{target}]\n"
+    )
+}
+
+/// A YAML config with one `openai` provider `oa` at `base_url`, routed to `oa/<model>`.
+pub fn openai_config(
+    base_url: &str,
+    model: &str,
+    provider_extra: &str,
+    server_extra: &str,
+) -> String {
+    format!(
+        "server:\n  host: 127.0.0.1\n  port: 0\n{server_extra}providers:\n  oa:\n    type: openai\n    base_url: {base_url}/v1\n    api_key: sk-oa-secret\n{provider_extra}routes:\n  default: [oa/{model}]\n"
     )
 }
 

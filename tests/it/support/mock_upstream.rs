@@ -1,5 +1,6 @@
-//! A mock Anthropic Messages API on a loopback port: real HTTP/1.1 through hyper, answering
-//! each request with the next scripted reply and recording what it received.
+//! A mock upstream on a loopback port — the Anthropic Messages API or an OpenAI-compatible
+//! Chat Completions API, by what its scripted replies say: real HTTP/1.1 through hyper,
+//! answering each request with the next scripted reply and recording what it received.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -44,6 +45,8 @@ pub enum Reply {
     },
     /// Headers and `before`, then the connection is cut without ending the body.
     CutAfter { before: String },
+    /// Nothing for `delay`, then the reply.
+    Delayed { delay: Duration, then: Box<Reply> },
 }
 
 /// One request as the mock received it.
@@ -62,15 +65,15 @@ struct Script {
 }
 
 #[derive(Clone)]
-pub struct MockAnthropic {
+pub struct MockUpstream {
     addr: SocketAddr,
     script: Arc<Mutex<Script>>,
 }
 
-impl MockAnthropic {
+impl MockUpstream {
     /// Starts the mock on a free loopback port; it answers every request with `reply` unless
-    /// replies were queued with [`MockAnthropic::then`].
-    pub async fn start(reply: Reply) -> MockAnthropic {
+    /// replies were queued with [`MockUpstream::then`].
+    pub async fn start(reply: Reply) -> MockUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
         let addr = listener.local_addr().unwrap();
         let script = Arc::new(Mutex::new(Script {
@@ -93,7 +96,7 @@ impl MockAnthropic {
                 });
             }
         });
-        MockAnthropic { addr, script }
+        MockUpstream { addr, script }
     }
 
     /// Queues a reply for the next request, before the fallback is used.
@@ -205,6 +208,10 @@ async fn respond(reply: Reply) -> Response<MockBody> {
             release.notified().await;
             Box::pin(respond(*then)).await
         }
+        Reply::Delayed { delay, then } => {
+            tokio::time::sleep(delay).await;
+            Box::pin(respond(*then)).await
+        }
         Reply::CutAfter { before } => {
             let (tx, body_out) = channel_body();
             tokio::spawn(async move {
@@ -279,15 +286,27 @@ pub fn sse_stream(text: &str, input_tokens: u64, output_tokens: u64) -> String {
 /// An upstream that sends the first half of a stream (up to the text delta), then stalls
 /// until the returned `Notify` is notified. Returns the mock, the release, the whole stream
 /// and where it stalls.
-pub async fn stalled_mid_stream() -> (MockAnthropic, Arc<Notify>, String, usize) {
+pub async fn stalled_mid_stream() -> (MockUpstream, Arc<Notify>, String, usize) {
     let full = sse_stream("stalled", 3, 4);
     let split = full.find("event: content_block_delta").unwrap();
     let release = Arc::new(Notify::new());
-    let upstream = MockAnthropic::start(Reply::StallMidStream {
+    let upstream = MockUpstream::start(Reply::StallMidStream {
         before: full[..split].to_string(),
         after: full[split..].to_string(),
         release: release.clone(),
     })
     .await;
     (upstream, release, full, split)
+}
+
+/// An OpenAI-compatible stream: each chunk as a `data:` line, then `data: [DONE]`.
+pub fn openai_stream(chunks: &[serde_json::Value]) -> String {
+    let mut out = String::new();
+    for chunk in chunks {
+        out.push_str("data: ");
+        out.push_str(&chunk.to_string());
+        out.push_str("\n\n");
+    }
+    out.push_str("data: [DONE]\n\n");
+    out
 }
