@@ -4,6 +4,7 @@
 pub mod error;
 pub mod estimate;
 pub mod events;
+pub mod framing;
 pub mod ids;
 pub mod request;
 pub mod types;

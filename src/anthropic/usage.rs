@@ -89,15 +89,6 @@ impl UsageScanner {
             UsageScanner::None => None,
         }
     }
-
-    /// True when the bytes seen so far end between two SSE events (or the body is not SSE),
-    /// so an `error` event can be appended without breaking one in half.
-    pub fn at_event_boundary(&self) -> bool {
-        match self {
-            UsageScanner::Sse(s) => s.at_boundary,
-            _ => true,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +109,6 @@ pub struct SseUsage {
     state: LineState,
     /// The current event's `event:` name carries usage.
     event_has_usage: Option<bool>,
-    at_boundary: bool,
 }
 
 impl Default for SseUsage {
@@ -129,7 +119,6 @@ impl Default for SseUsage {
             line: Vec::with_capacity(LINE_PREFIX),
             state: LineState::Prefix,
             event_has_usage: None,
-            at_boundary: true,
         }
     }
 }
@@ -145,8 +134,6 @@ impl SseUsage {
             self.take_line_part(part);
             if newline.is_some() {
                 self.end_line();
-            } else if !part.is_empty() {
-                self.at_boundary = false;
             }
             chunk = rest;
         }
@@ -200,7 +187,6 @@ impl SseUsage {
         if blank {
             self.event_has_usage = None;
         }
-        self.at_boundary = blank;
         self.line.clear();
         self.state = LineState::Prefix;
     }
@@ -309,21 +295,15 @@ mod tests {
         let mut s = UsageScanner::for_content_type(Some("text/event-stream; charset=utf-8"));
         s.observe(STREAM.as_bytes());
         assert_eq!(s.usage(), Some(expected()));
-        assert!(s.at_event_boundary());
     }
 
     #[test]
     fn reads_usage_one_byte_at_a_time() {
         let mut s = UsageScanner::for_content_type(Some("text/event-stream"));
-        let bytes = STREAM.as_bytes();
-        for (i, b) in bytes.iter().enumerate() {
+        for b in STREAM.as_bytes() {
             s.observe(std::slice::from_ref(b));
-            if i + 1 < bytes.len() && bytes[i] != b'\n' {
-                assert!(!s.at_event_boundary());
-            }
         }
         assert_eq!(s.usage(), Some(expected()));
-        assert!(s.at_event_boundary());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::conn::ConnGuard;
 use crate::anthropic::Usage;
 use crate::anthropic::events::{SseWriter, StreamEvent};
+use crate::anthropic::framing::WholeEvents;
 use crate::anthropic::{ApiError, ErrorType, UsageScanner};
 use crate::providers::{BodyStream, EventStream};
 use crate::record::{Outcome, RequestRecord, Sinks};
@@ -114,11 +115,14 @@ impl Body for ResponseBody {
 
 /// Where a streaming response's bytes come from.
 pub(crate) enum Source {
-    /// The upstream's bytes, forwarded unchanged, with usage read on the side.
+    /// The upstream's bytes, forwarded unchanged, with usage read on the side. An SSE body
+    /// goes out in whole events (`framer`), so a cut never leaves half an event behind.
     Bytes {
         first: Option<Bytes>,
         stream: BodyStream,
         usage: UsageScanner,
+        framer: Option<WholeEvents>,
+        ended: bool,
     },
     /// Anthropic events from a converting provider, written as SSE. A `ping` goes out after
     /// each `ping_every` of upstream silence so that idle timeouts downstream don't fire.
@@ -134,12 +138,14 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    pub fn bytes(first: Bytes, stream: BodyStream, mut usage: UsageScanner) -> Self {
+    pub fn bytes(first: Bytes, stream: BodyStream, mut usage: UsageScanner, sse: bool) -> Self {
         usage.observe(&first);
         Source::Bytes {
             first: Some(first),
             stream,
             usage,
+            framer: sse.then(WholeEvents::default),
+            ended: false,
         }
     }
 
@@ -162,13 +168,6 @@ impl Source {
         match self {
             Source::Bytes { usage, .. } => usage.usage(),
             Source::Events { usage, .. } => *usage,
-        }
-    }
-
-    fn at_event_boundary(&self) -> bool {
-        match self {
-            Source::Bytes { usage, .. } => usage.at_event_boundary(),
-            Source::Events { .. } => true,
         }
     }
 }
@@ -220,8 +219,8 @@ impl ProxyBody {
         }
     }
 
-    /// Ends the response after a failure: an SSE client gets an `error` event (after closing
-    /// any half-sent event); any other client gets a cut connection, the only signal left.
+    /// Ends the response after a failure: an SSE client gets an `error` event; any other
+    /// client gets a cut connection, the only signal left.
     fn end_with(
         &mut self,
         outcome: Outcome,
@@ -235,14 +234,8 @@ impl ProxyBody {
         if !self.sse {
             return Poll::Ready(Some(Err(BodyCut(error.message))));
         }
-        let event = error.to_sse_event();
-        if self.source.at_event_boundary() {
-            return Poll::Ready(Some(Ok(Frame::data(event))));
-        }
-        let mut closed = Vec::with_capacity(event.len() + 2);
-        closed.extend_from_slice(b"\n\n");
-        closed.extend_from_slice(&event);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(closed)))))
+        // Both sources stop on an event boundary, so the event parses on its own.
+        Poll::Ready(Some(Ok(Frame::data(error.to_sse_event()))))
     }
 
     fn poll_frame(
@@ -257,7 +250,9 @@ impl ProxyBody {
                 first,
                 stream,
                 usage,
-            } => poll_bytes(first, stream, usage, cx),
+                framer,
+                ended,
+            } => poll_bytes(first, stream, usage, framer, ended, cx),
             Source::Events {
                 stream,
                 writer,
@@ -302,19 +297,43 @@ fn poll_bytes(
     first: &mut Option<Bytes>,
     stream: &mut BodyStream,
     usage: &mut UsageScanner,
+    framer: &mut Option<WholeEvents>,
+    ended: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<Step> {
-    if let Some(first) = first.take() {
-        return Poll::Ready(Step::Data(first));
+    if *ended {
+        return Poll::Ready(Step::End);
     }
-    match stream.as_mut().poll_next(cx) {
-        Poll::Ready(Some(Ok(chunk))) => {
-            usage.observe(&chunk);
-            Poll::Ready(Step::Data(chunk))
+    loop {
+        let chunk = match first.take() {
+            Some(first) => first,
+            None => match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    usage.observe(&chunk);
+                    chunk
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    if let Some(framer) = framer {
+                        framer.discard();
+                    }
+                    return Poll::Ready(Step::Failed(error.to_api_error()));
+                }
+                Poll::Ready(None) => {
+                    *ended = true;
+                    let rest = framer.as_mut().and_then(WholeEvents::take_rest);
+                    return Poll::Ready(rest.map_or(Step::End, Step::Data));
+                }
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        match framer {
+            None => return Poll::Ready(Step::Data(chunk)),
+            Some(framer) => {
+                if let Some(events) = framer.push(chunk) {
+                    return Poll::Ready(Step::Data(events));
+                }
+            }
         }
-        Poll::Ready(Some(Err(error))) => Poll::Ready(Step::Failed(error.to_api_error())),
-        Poll::Ready(None) => Poll::Ready(Step::End),
-        Poll::Pending => Poll::Pending,
     }
 }
 

@@ -317,7 +317,7 @@ impl Relay<'_> {
             pending,
             status,
             headers,
-            Source::bytes(first, stream, usage),
+            Source::bytes(first, stream, usage, sse),
             sse,
         )
     }

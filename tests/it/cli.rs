@@ -162,6 +162,7 @@ async fn streams_still_open_when_the_grace_period_ends_get_an_error_event() {
     let body = stream_in_flight(&ccr, &full, split).await;
     ccr.sigterm();
     let rest = collect(body).await;
+    crate::support::stream_checker::check_stream(&format!("{}{rest}", &full[..split]));
     assert!(
         rest.starts_with(
             "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\""

@@ -448,3 +448,163 @@ async fn the_claude_code_fixture_converts_streams_back_and_passes_the_checker() 
     );
     ccr.shutdown().await;
 }
+
+/// Sends `request` through ccr to a mock that answers a short text, and returns the body the
+/// mock received.
+async fn upstream_sees(request: Value, provider_extra: &str) -> Value {
+    let script = openai_stream(&[text("ok"), finish("stop")]);
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: script,
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&openai_config(
+        &upstream.base_url(),
+        "deep",
+        provider_extra,
+        "",
+    ))
+    .await;
+    let response = messages_request(&ccr, request.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    check_stream(&response.text().await.unwrap());
+    let received = upstream.received();
+    assert_eq!(
+        received[0].headers["x-title"], "ccr-tests",
+        "extra static headers are sent"
+    );
+    ccr.shutdown().await;
+    serde_json::from_slice(&received[0].body).unwrap()
+}
+
+const PROVIDER_OPTIONS: &str = "    headers: { X-Title: ccr-tests }\n    models:\n      deep: { max_tokens: 8192, reasoning_effort: true }\n";
+
+#[tokio::test]
+async fn a_tool_loop_history_reaches_the_upstream_in_openai_form() {
+    let request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 64000, "stream": true,
+        "system": [{"type":"text","text":"You are Claude Code."},{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral"}}],
+        "temperature": 0.5, "top_p": 0.9, "stop_sequences": ["</done>"],
+        "thinking": {"type":"enabled","budget_tokens":2000},
+        "tools": [
+            {"name":"Read","description":"Read a file","input_schema":{"type":"object","properties":{"file_path":{"type":"string"}},"required":["file_path"]}},
+            {"type":"web_search_20250305","name":"web_search"}
+        ],
+        "tool_choice": {"type":"any","disable_parallel_tool_use":true},
+        "messages": [
+            {"role":"user","content":[{"type":"text","text":"look at this"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]},
+            {"role":"system","content":"mid-conversation reminder"},
+            {"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"ccr-sig:x"},{"type":"text","text":"Reading."},{"type":"tool_use","id":"toolu_01","name":"Read","input":{"file_path":"/a"}},{"type":"tool_use","id":"toolu_02","name":"Read","input":{"file_path":"/b"}}]},
+            {"role":"user","content":[{"type":"text","text":"and then?"},{"type":"tool_result","tool_use_id":"toolu_01","content":"contents of a"},{"type":"tool_result","tool_use_id":"toolu_02","content":[{"type":"text","text":"no such file"}],"is_error":true}]}
+        ]
+    });
+    let sent = upstream_sees(request, PROVIDER_OPTIONS).await;
+    assert_eq!(sent["model"], "deep");
+    assert_eq!(sent["max_tokens"], 8192, "clamped to the model's limit");
+    assert_eq!(
+        (sent["temperature"].as_f64(), sent["top_p"].as_f64()),
+        (Some(0.5), Some(0.9))
+    );
+    assert_eq!(sent["stop"], json!(["</done>"]));
+    assert_eq!(sent["reasoning_effort"], "low");
+    assert_eq!(sent["tool_choice"], "required");
+    assert_eq!(sent["parallel_tool_calls"], false);
+    assert_eq!(
+        sent["tools"].as_array().unwrap().len(),
+        1,
+        "the server tool is dropped"
+    );
+    assert_eq!(
+        sent["tools"][0]["function"]["parameters"]["required"],
+        json!(["file_path"])
+    );
+
+    let messages = sent["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "system",
+            "user",
+            "system",
+            "assistant",
+            "tool",
+            "tool",
+            "user"
+        ]
+    );
+    assert_eq!(messages[0]["content"], "You are Claude Code.\nBe brief.");
+    assert_eq!(
+        messages[1]["content"][1]["image_url"]["url"],
+        "data:image/png;base64,iVBORw0KGgo="
+    );
+    assert_eq!(messages[2]["content"], "mid-conversation reminder");
+    let assistant = &messages[3];
+    assert_eq!(assistant["content"], "Reading.");
+    assert!(
+        assistant.get("reasoning_content").is_none(),
+        "history thinking is dropped by default"
+    );
+    let calls = assistant["tool_calls"].as_array().unwrap();
+    assert_eq!(
+        (calls[0]["id"].as_str(), calls[1]["id"].as_str()),
+        (Some("toolu_01"), Some("toolu_02"))
+    );
+    assert_eq!(calls[0]["function"]["arguments"], r#"{"file_path":"/a"}"#);
+    assert_eq!(
+        (
+            messages[4]["tool_call_id"].as_str(),
+            messages[4]["content"].as_str()
+        ),
+        (Some("toolu_01"), Some("contents of a"))
+    );
+    assert_eq!(
+        (
+            messages[5]["tool_call_id"].as_str(),
+            messages[5]["content"].as_str()
+        ),
+        (Some("toolu_02"), Some("Error: no such file"))
+    );
+    assert_eq!(
+        messages[6]["content"], "and then?",
+        "the turn's text follows its tool results"
+    );
+}
+
+#[tokio::test]
+async fn a_named_tool_choice_and_reasoning_content_for_models_that_want_it() {
+    let request = json!({
+        "model": "m", "max_tokens": 100, "stream": true,
+        "system": "plain system",
+        "tools": [{"name":"Bash","input_schema":{"type":"object"}}],
+        "tool_choice": {"type":"tool","name":"Bash"},
+        "messages": [
+            {"role":"user","content":"go"},
+            {"role":"assistant","content":[{"type":"thinking","thinking":"I should run it","signature":"ccr-sig:y"},{"type":"tool_use","id":"toolu_9","name":"Bash","input":{}}]},
+            {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9","content":"done"}]}
+        ]
+    });
+    let options = "    headers: { X-Title: ccr-tests }\n    models:\n      deep: { reasoning_content: true }\n";
+    let sent = upstream_sees(request, options).await;
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type":"function","function":{"name":"Bash"}})
+    );
+    assert_eq!(sent["max_tokens"], 100);
+    assert!(
+        sent.get("reasoning_effort").is_none(),
+        "only for models configured to take it"
+    );
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role":"system","content":"plain system"})
+    );
+    assert_eq!(sent["messages"][2]["reasoning_content"], "I should run it");
+    assert!(sent["messages"][2]["content"].is_null());
+}

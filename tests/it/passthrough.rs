@@ -114,6 +114,7 @@ async fn stream_bytes_through(byte_per_write: bool) {
             .starts_with("req_")
     );
     let bytes = response.bytes().await.unwrap();
+    crate::support::stream_checker::check_stream(std::str::from_utf8(&bytes).unwrap());
     assert_eq!(
         std::str::from_utf8(&bytes).unwrap(),
         stream,
@@ -335,6 +336,7 @@ async fn an_upstream_that_goes_silent_mid_stream_ends_with_an_error_event() {
         "{tail}"
     );
     assert!(tail.ends_with("\n\n"));
+    crate::support::stream_checker::check_stream(&text);
     let record = &ccr.records.wait_for(1).await[0];
     assert_eq!(record.outcome, Outcome::UpstreamFailed);
     release.notify_one();
@@ -342,7 +344,7 @@ async fn an_upstream_that_goes_silent_mid_stream_ends_with_an_error_event() {
 }
 
 #[tokio::test]
-async fn a_cut_upstream_stream_ends_with_an_error_event_after_closing_the_half_event() {
+async fn a_cut_upstream_stream_drops_the_half_event_and_ends_with_an_error_event() {
     let full = sse_stream("cut", 5, 5);
     // Cut in the middle of an event's data line.
     let cut_at = full.find("text_delta").unwrap();
@@ -360,11 +362,14 @@ async fn a_cut_upstream_stream_ends_with_an_error_event_after_closing_the_half_e
         .await
         .unwrap()
         .unwrap();
-    assert!(text.starts_with(&full[..cut_at]));
-    let tail = &text[cut_at..];
+    let last_whole = full[..cut_at].rfind("\n\n").unwrap() + 2;
+    assert!(text.starts_with(&full[..last_whole]));
+    let tail = &text[last_whole..];
+    let checked = crate::support::stream_checker::check_stream(&text);
+    assert_eq!(checked.error.unwrap()["type"], "api_error");
     assert!(
-        tail.starts_with("\n\nevent: error\ndata: "),
-        "the half event is closed first: {tail:?}"
+        tail.starts_with("event: error\ndata: "),
+        "the half event is dropped, the error event follows the last whole one: {tail:?}"
     );
     assert!(tail.contains("broke off the response"), "{tail}");
     let record = &ccr.records.wait_for(1).await[0];
@@ -421,5 +426,44 @@ async fn an_upstream_529_keeps_its_status_and_body_and_the_next_request_succeeds
     assert!(second.text().await.unwrap().contains("recovered"));
     let records = ccr.records.wait_for(2).await;
     assert_eq!(records[0].attempts[0].class, "server_error");
+    ccr.shutdown().await;
+}
+
+#[tokio::test]
+async fn thinking_blocks_signed_by_ccr_never_reach_anthropic() {
+    let upstream = MockUpstream::start(sse(&sse_stream("ok", 1, 1))).await;
+    let ccr = Ccr::start(&config_yaml(
+        &upstream.base_url(),
+        "up/claude-opus-4-1",
+        "",
+        "",
+    ))
+    .await;
+    let body = serde_json::json!({
+        "model": "claude-x", "max_tokens": 10, "stream": true,
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "from deepseek", "signature": "ccr-sig:msg_1"},
+                {"type": "thinking", "thinking": "from anthropic", "signature": "EqQBCkYIBRgCKkB"},
+                {"type": "text", "text": "a"}
+            ]},
+            {"role": "user", "content": "again"}
+        ]
+    });
+    let response = messages_request(&ccr, body.to_string())
+        .send()
+        .await
+        .unwrap();
+    crate::support::stream_checker::check_stream(&response.text().await.unwrap());
+    let sent: serde_json::Value = serde_json::from_slice(&upstream.received()[0].body).unwrap();
+    assert_eq!(sent["model"], "claude-opus-4-1");
+    let blocks = sent["messages"][1]["content"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(
+        blocks[0]["signature"], "EqQBCkYIBRgCKkB",
+        "Anthropic's own thinking is kept byte for byte"
+    );
+    assert_eq!(sent["messages"][2]["content"], "again");
     ccr.shutdown().await;
 }
