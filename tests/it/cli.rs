@@ -44,7 +44,9 @@ async fn serve_with_a_config_file_streams_a_request_end_to_end() {
         .to_str()
         .unwrap()
         .to_string();
-    assert_eq!(response.text().await.unwrap(), stream);
+    let text = response.text().await.unwrap();
+    crate::support::stream_checker::check_stream(&text);
+    assert_eq!(text, stream);
     assert_eq!(upstream.received()[0].headers["x-api-key"], "sk-client");
     ccr.sigterm();
     let (code, stderr) = ccr.wait().await;

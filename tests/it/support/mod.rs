@@ -151,10 +151,18 @@ pub fn messages_request(ccr: &Ccr, body: impl Into<reqwest::Body>) -> reqwest::R
 }
 
 /// Sends a request and reads its whole body, for tests that look only at the upstream side.
+/// A streamed answer still has to pass the grammar checker.
 pub async fn send_and_drain(request: reqwest::RequestBuilder) -> reqwest::StatusCode {
     let response = request.send().await.unwrap();
     let status = response.status();
-    response.bytes().await.unwrap();
+    let sse = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
+    let body = response.text().await.unwrap();
+    if sse {
+        stream_checker::check_stream(&body);
+    }
     status
 }
 
