@@ -3,14 +3,12 @@
 
 use std::time::Instant;
 
-use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::{BodyStream, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
+use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
 use crate::anthropic::UsageScanner;
 use crate::config::{ProviderConfig, Secret, UpstreamTimeouts};
-use crate::providers::timed_body;
 
 pub struct AnthropicProvider {
     name: String,
@@ -145,20 +143,10 @@ impl AnthropicProvider {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let usage = UsageScanner::for_content_type(content_type);
-        let provider = self.name.clone();
-        let stream: BodyStream =
-            Box::pin(
-                response
-                    .bytes_stream()
-                    .map_err(move |e| ProviderError::Stream {
-                        provider: provider.clone(),
-                        detail: super::error_chain(&e),
-                    }),
-            );
-        let body = timed_body(
-            stream,
+        let body = super::response_body(
+            response,
             &self.name,
-            self.url.as_str(),
+            &self.url,
             first_byte_deadline,
             self.timeouts.idle.0,
         );

@@ -262,9 +262,28 @@ pub(crate) fn http_client(
         })
 }
 
+/// A response's body as a stream of chunks, bounded in time by [`timed_body`].
+pub(crate) fn response_body(
+    response: reqwest::Response,
+    provider: &str,
+    url: &url::Url,
+    first_byte_deadline: std::time::Instant,
+    idle: Duration,
+) -> BodyStream {
+    let name = provider.to_string();
+    let stream: BodyStream = Box::pin(futures_util::TryStreamExt::map_err(
+        response.bytes_stream(),
+        move |e| ProviderError::Stream {
+            provider: name.clone(),
+            detail: error_chain(&e),
+        },
+    ));
+    timed_body(stream, provider, url.as_str(), first_byte_deadline, idle)
+}
+
 /// Bounds an upstream body in time: its first bytes must arrive by `first_byte_deadline`,
 /// then each chunk within `idle` of the previous one. A timeout ends the stream with an error.
-pub(crate) fn timed_body(
+fn timed_body(
     inner: BodyStream,
     provider: &str,
     url: &str,

@@ -10,13 +10,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_util::Stream;
 use futures_util::future::BoxFuture;
-use futures_util::{Stream, TryStreamExt};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
     BodyStream, BuildError, Call, EventStream, Provider, ProviderError, Reply, ReplyBody,
-    http_client, timed_body,
+    http_client,
 };
 use crate::anthropic::events::StreamEvent;
 use crate::anthropic::types::MessagesBody;
@@ -110,20 +110,10 @@ impl OpenAiProvider {
                 error: self.status_error(status, &body),
             });
         }
-        let provider = self.name.clone();
-        let bytes: BodyStream =
-            Box::pin(
-                response
-                    .bytes_stream()
-                    .map_err(move |e| ProviderError::Stream {
-                        provider: provider.clone(),
-                        detail: super::error_chain(&e),
-                    }),
-            );
-        let bytes = timed_body(
-            bytes,
+        let bytes = super::response_body(
+            response,
             &self.name,
-            self.url.as_str(),
+            &self.url,
             first_byte_deadline,
             self.timeouts.idle.0,
         );
