@@ -53,7 +53,7 @@ async fn run() {
         upstream.base_url()
     );
     let config = Config::parse(&yaml, &Source::Embedded, Some(HashMap::new())).unwrap();
-    let server = Server::bind(&config, Vec::new()).await.unwrap();
+    let server = Server::bind(&config, Default::default()).await.unwrap();
     let ccr_addr = server.local_addr();
     tokio::spawn(server.run(std::future::pending()));
 

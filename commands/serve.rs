@@ -56,7 +56,7 @@ pub fn run(
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let server = Server::bind(&loaded.config, Vec::new())
+        let server = Server::bind(&loaded.config, Default::default())
             .await
             .context("cannot start the server")?;
         let mut stdout = std::io::stdout().lock();

@@ -62,6 +62,8 @@ pub struct RequestRecord {
     pub status: u16,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// The routing scenario (`default`, `background`, `thinking`…).
+    pub scenario: Option<&'static str>,
     pub attempts: Vec<Attempt>,
     pub usage: Option<Usage>,
     pub timings: Timings,
@@ -91,6 +93,8 @@ impl RecordSink for AccessLog {
             outcome = ?r.outcome,
             model = r.model.as_deref().unwrap_or("-"),
             target,
+            scenario = r.scenario.unwrap_or("-"),
+            attempts = r.attempts.len(),
             stream = r.streaming,
             total_ms = r.timings.total.as_millis() as u64,
             first_byte_ms = r.timings.first_byte.map(|d| d.as_millis() as u64),

@@ -16,5 +16,5 @@ pub use error::{ApiError, ErrorType};
 /// reasoning. Anthropic rejects signatures it did not make, so such blocks are removed from
 /// a history before it goes to an Anthropic upstream.
 pub const CCR_SIGNATURE_PREFIX: &str = "ccr-sig:";
-pub use request::{MessagesRequest, RequestError};
+pub use request::{MessagesRequest, RequestError, RoutingFacts};
 pub use usage::{Usage, UsageScanner};

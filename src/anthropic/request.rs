@@ -29,14 +29,46 @@ pub struct MessagesRequest {
     /// Byte range of the `model` value (quotes included) inside `body`.
     model_span: Range<usize>,
     stream: bool,
+    facts: RoutingFacts,
 }
 
+/// The top-level fields ccr reads; everything else is skipped (and validated) by serde.
 #[derive(Deserialize)]
 struct Head<'a> {
     #[serde(borrow)]
     model: Option<&'a RawValue>,
     #[serde(borrow)]
     stream: Option<&'a RawValue>,
+    #[serde(default)]
+    thinking: Option<TypeOnly>,
+    #[serde(default)]
+    tools: Option<Vec<TypeOnly>>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+/// An object of which only `type` matters here; its other fields are skipped.
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// What routing needs to know about a request, read in the same single parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingFacts {
+    /// `thinking.type` is `enabled` (Claude Code's `adaptive` main turns are not).
+    pub thinking_enabled: bool,
+    /// A tool whose `type` starts with `web_search` (a server tool).
+    pub web_search: bool,
+    /// The session id from `metadata.user_id`, in either of its forms.
+    pub session: Option<String>,
 }
 
 impl MessagesRequest {
@@ -62,11 +94,24 @@ impl MessagesRequest {
                 _ => return Err(RequestError::StreamNotBool),
             },
         };
+        let facts = RoutingFacts {
+            thinking_enabled: head.thinking.and_then(|t| t.kind).as_deref() == Some("enabled"),
+            web_search: head.tools.unwrap_or_default().iter().any(|t| {
+                t.kind
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("web_search"))
+            }),
+            session: head
+                .metadata
+                .and_then(|m| m.user_id)
+                .and_then(|id| session_from_user_id(&id)),
+        };
         Ok(MessagesRequest {
             body,
             model,
             model_span,
             stream,
+            facts,
         })
     }
 
@@ -76,6 +121,10 @@ impl MessagesRequest {
 
     pub fn stream(&self) -> bool {
         self.stream
+    }
+
+    pub fn facts(&self) -> &RoutingFacts {
+        &self.facts
     }
 
     pub fn body(&self) -> &Bytes {
@@ -108,6 +157,23 @@ impl MessagesRequest {
         out.extend_from_slice(&self.body[self.model_span.end..]);
         Bytes::from(out)
     }
+}
+
+/// The session id inside `metadata.user_id`: Claude Code 2.x sends a JSON string
+/// `{"device_id":…,"session_id":…}`, older versions `user_<hash>_account_<uuid>_session_<uuid>`.
+fn session_from_user_id(user_id: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct UserId {
+        session_id: Option<String>,
+    }
+    if user_id.trim_start().starts_with('{') {
+        return serde_json::from_str::<UserId>(user_id)
+            .ok()?
+            .session_id
+            .filter(|s| !s.is_empty());
+    }
+    let (_, session) = user_id.rsplit_once("_session_")?;
+    (!session.is_empty()).then(|| session.to_string())
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -172,6 +238,27 @@ mod tests {
         assert_eq!(
             parse(plain).unwrap().body_for_anthropic("m"),
             plain.as_bytes()
+        );
+    }
+
+    #[test]
+    fn routing_facts_come_from_the_same_parse() {
+        let req = parse(r#"{"model":"m","thinking":{"type":"enabled","budget_tokens":10},"tools":[{"name":"a","input_schema":{}},{"type":"web_search_20250305","name":"web_search"}],"metadata":{"user_id":"{\"device_id\":\"d\",\"session_id\":\"s-1\"}"}}"#).unwrap();
+        assert_eq!(
+            req.facts(),
+            &RoutingFacts {
+                thinking_enabled: true,
+                web_search: true,
+                session: Some("s-1".into())
+            }
+        );
+        let old = parse(r#"{"model":"m","thinking":{"type":"adaptive"},"metadata":{"user_id":"user_ab12_account_0000_session_9f3e"}}"#).unwrap();
+        assert_eq!(
+            old.facts(),
+            &RoutingFacts {
+                session: Some("9f3e".into()),
+                ..RoutingFacts::default()
+            }
         );
     }
 

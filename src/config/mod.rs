@@ -2,6 +2,7 @@
 //! file and the data directory live. Every error names the field path, and the file and
 //! line where the parser knows them.
 
+mod routes;
 mod values;
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use routes::{
+    BlacklistConfig, Route, RouterConfig, RoutesConfig, Strategy, TargetSpec, WeightedTarget,
+};
 pub use values::{ConfigString, HttpUrl, Seconds, Secret};
 
 /// The configuration used when no file exists.
@@ -62,6 +66,8 @@ pub struct Config {
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     pub routes: RoutesConfig,
+    #[serde(default)]
+    pub router: RouterConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +131,10 @@ pub struct ProviderConfig {
     /// The provider's key. Without one, an `anthropic` provider passes the client's own key
     /// (only when ccr has no `server.api_key`).
     pub api_key: Option<Secret>,
+    /// Several keys of one account pool: each key becomes its own target (`name#1`,
+    /// `name#2`…), balanced and blacklisted on its own.
+    #[serde(default)]
+    pub api_keys: Vec<Secret>,
     /// `anthropic-beta` flags removed before forwarding (an upstream answers 400 to flags it
     /// does not know).
     #[serde(default)]
@@ -175,6 +185,23 @@ impl ProviderConfig {
     pub fn key(&self) -> Option<&Secret> {
         self.api_key.as_ref().filter(|k| !k.is_empty())
     }
+
+    /// One config per key of `api_keys`, each labelled `name#N`; otherwise this config as is.
+    pub fn per_key(&self, name: &str) -> Vec<(String, ProviderConfig)> {
+        if self.api_keys.is_empty() {
+            return vec![(name.to_string(), self.clone())];
+        }
+        self.api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let mut one = self.clone();
+                one.api_key = Some(key.clone());
+                one.api_keys = Vec::new();
+                (format!("{name}#{}", i + 1), one)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -193,77 +220,6 @@ impl Default for UpstreamTimeouts {
             connect: Seconds(Duration::from_secs(10)),
             first_byte: Seconds(Duration::from_secs(300)),
             idle: Seconds(Duration::from_secs(300)),
-        }
-    }
-}
-
-/// Routes per scenario. Only `default` is used until scenario routing lands; the others are
-/// validated so a config written for later versions is checked now.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoutesConfig {
-    pub default: Vec<TargetSpec>,
-    pub background: Option<Vec<TargetSpec>>,
-    pub thinking: Option<Vec<TargetSpec>>,
-    pub long_context: Option<Vec<TargetSpec>>,
-    pub web_search: Option<Vec<TargetSpec>>,
-}
-
-impl RoutesConfig {
-    fn all(&self) -> impl Iterator<Item = (&'static str, &Vec<TargetSpec>)> {
-        [
-            ("default", Some(&self.default)),
-            ("background", self.background.as_ref()),
-            ("thinking", self.thinking.as_ref()),
-            ("long_context", self.long_context.as_ref()),
-            ("web_search", self.web_search.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(name, targets)| targets.map(|t| (name, t)))
-    }
-}
-
-/// `provider/model`, split at the first `/` (model ids contain `/` themselves). A bare
-/// `provider` or `provider/*` keeps the model the client asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetSpec {
-    pub provider: String,
-    pub model: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for TargetSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        values::from_str_scalar(deserializer, "a target `provider/model`", |raw| {
-            let (text, _) = values::interpolate(raw)?;
-            TargetSpec::parse(&text)
-        })
-    }
-}
-
-impl TargetSpec {
-    pub fn parse(text: &str) -> Result<TargetSpec, String> {
-        let (provider, model) = match text.split_once('/') {
-            Some((provider, "*")) => (provider, None),
-            Some((provider, model)) => (provider, Some(model.to_string())),
-            None => (text, None),
-        };
-        if provider.is_empty() || model.as_deref() == Some("") {
-            return Err(format!(
-                "`{text}` is not a target: write `provider/model`, or `provider/*` to keep the client's model"
-            ));
-        }
-        Ok(TargetSpec {
-            provider: provider.to_string(),
-            model,
-        })
-    }
-}
-
-impl std::fmt::Display for TargetSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.model {
-            Some(model) => write!(f, "{}/{}", self.provider, model),
-            None => write!(f, "{}/*", self.provider),
         }
     }
 }
@@ -306,10 +262,11 @@ impl Config {
             field,
             message,
         };
-        for (scenario, targets) in self.routes.all() {
-            if scenario == "default" && targets.is_empty() {
+        for (scenario, route) in self.routes.all() {
+            let targets: Vec<&TargetSpec> = route.targets.iter().map(|t| &t.spec).collect();
+            if targets.is_empty() {
                 return Err(invalid(
-                    "routes.default".into(),
+                    format!("routes.{scenario}"),
                     "needs at least one target such as `anthropic/*`".into(),
                 ));
             }
@@ -350,6 +307,12 @@ impl Config {
             Some(_) => {}
         }
         for (name, provider) in &self.providers {
+            if provider.api_key.is_some() && !provider.api_keys.is_empty() {
+                return Err(invalid(
+                    format!("providers.{name}.api_keys"),
+                    "cannot be given beside `api_key`: keep one of them".into(),
+                ));
+            }
             if provider.kind == ProviderKind::Anthropic && !provider.models.is_empty() {
                 return Err(invalid(
                     format!("providers.{name}.models"),
@@ -402,6 +365,9 @@ impl Config {
         for (name, provider) in &self.providers {
             if provider.api_key.as_ref().is_some_and(Secret::is_literal) {
                 fields.push(format!("providers.{name}.api_key"));
+            }
+            if provider.api_keys.iter().any(Secret::is_literal) {
+                fields.push(format!("providers.{name}.api_keys"));
             }
         }
         fields
@@ -514,24 +480,16 @@ mod tests {
         let config = parse(EMBEDDED_DEFAULT).unwrap();
         assert_eq!(config.server.port, 3456);
         assert_eq!(config.server.host.0, "127.0.0.1");
+        let default = &config.routes.default;
+        assert_eq!(default.strategy, Strategy::RoundRobin);
         assert_eq!(
-            config.routes.default,
-            vec![TargetSpec {
+            default.targets[0].spec,
+            TargetSpec {
                 provider: "anthropic".into(),
                 model: None
-            }]
+            }
         );
         assert!(config.providers["anthropic"].key().is_none());
-    }
-
-    #[test]
-    fn target_splits_at_first_slash() {
-        let t = TargetSpec::parse("or/meta-llama/llama-3").unwrap();
-        assert_eq!(t.provider, "or");
-        assert_eq!(t.model.as_deref(), Some("meta-llama/llama-3"));
-        assert_eq!(TargetSpec::parse("anthropic").unwrap().model, None);
-        assert!(TargetSpec::parse("/x").is_err());
-        assert!(TargetSpec::parse("x/").is_err());
     }
 
     #[test]

@@ -232,8 +232,20 @@ pub enum BuildError {
     Client { provider: String, detail: String },
 }
 
-/// Builds the provider a config entry describes.
-pub fn build(name: &str, config: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
+/// A provider and the label its target goes by (`deepseek#2`).
+pub type Labelled = (String, Arc<dyn Provider>);
+
+/// Builds the upstreams a config entry describes: one per key of `api_keys`, each with its
+/// label, else one.
+pub fn build(name: &str, config: &ProviderConfig) -> Result<Vec<Labelled>, BuildError> {
+    config
+        .per_key(name)
+        .into_iter()
+        .map(|(label, one)| Ok((label, build_one(name, &one)?)))
+        .collect()
+}
+
+fn build_one(name: &str, config: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
     match config.kind {
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(name, config)?)),
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(name, config)?)),

@@ -5,6 +5,7 @@
 mod auth;
 mod body;
 mod conn;
+mod exchange;
 mod service;
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use crate::background::Background;
 use crate::config::{Config, Secret};
 use crate::providers::BuildError;
 use crate::record::{AccessLog, RecordSink, Sinks};
-use crate::routing::Router;
+use crate::routing::{Clock, Router, RouterCell, SystemClock};
 
 pub use body::ResponseBody;
 pub use service::REQUEST_ID_HEADER;
@@ -39,7 +40,7 @@ pub enum ServerError {
 
 /// Shared by every connection and request; read-only after start.
 pub(crate) struct State {
-    router: Router,
+    router: RouterCell,
     client_key: Option<Secret>,
     body_limit: u64,
     header_read_timeout: Duration,
@@ -59,6 +60,15 @@ fn listen_addr(host: &str, port: u16) -> String {
     }
 }
 
+/// What a server is started with beside its config.
+#[derive(Default)]
+pub struct Options {
+    /// Receive every request's record beside the access log.
+    pub sinks: Vec<Arc<dyn RecordSink>>,
+    /// Time for blacklists and sessions; the system clock unless a test brings its own.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
 pub struct Server {
     listener: TcpListener,
     state: Arc<State>,
@@ -69,17 +79,17 @@ pub struct Server {
 impl Server {
     /// Builds the providers and binds the listening socket. Extra sinks receive every
     /// request's record beside the access log.
-    pub async fn bind(
-        config: &Config,
-        extra_sinks: Vec<Arc<dyn RecordSink>>,
-    ) -> Result<Server, ServerError> {
-        let router = Router::new(config)?;
+    pub async fn bind(config: &Config, options: Options) -> Result<Server, ServerError> {
+        let clock = options
+            .clock
+            .unwrap_or_else(|| Arc::new(SystemClock::default()));
+        let router = RouterCell::new(Router::new(config, clock.clone())?);
         let addr = listen_addr(&config.server.host.0, config.server.port);
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(AccessLog)];
-        sinks.extend(extra_sinks);
+        sinks.extend(options.sinks);
         let state = State {
             router,
             client_key: config.server.client_key().cloned(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -14,13 +13,11 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::State;
-use super::body::{PendingRecord, ProxyBody, ResponseBody, Source};
+use super::body::{PendingRecord, ResponseBody};
 use super::conn::ConnGuard;
-use crate::anthropic::UsageScanner;
-use crate::anthropic::events::{Fold, StreamEvent};
 use crate::anthropic::{ApiError, ErrorType, MessagesRequest, estimate};
-use crate::providers::{BodyStream, Call, EventStream, ProviderError, ReplyBody};
-use crate::record::{Attempt, Outcome, RequestRecord, Timings};
+use crate::providers::ProviderError;
+use crate::record::{Outcome, RequestRecord, Timings};
 
 /// The response header naming ccr's id for the request (also in its log lines).
 pub const REQUEST_ID_HEADER: &str = "x-ccr-request-id";
@@ -143,6 +140,7 @@ async fn messages(
             status: 0,
             outcome: Outcome::Failed,
             error: None,
+            scenario: None,
             attempts: Vec::new(),
             usage: None,
             timings: Timings::default(),
@@ -166,231 +164,15 @@ async fn messages(
     pending.record.model = Some(parsed.model().to_string());
     pending.record.streaming = parsed.stream();
 
-    let target = state.router.pick(&parsed);
-    let model = target.model_for(&parsed);
-    let call = Call {
-        request: &parsed,
-        client_headers: &headers,
-        model,
-        forward_client_auth: state.client_key.is_none(),
-    };
-    let overhead_before = received.elapsed();
-    let attempt_started = Instant::now();
-    let sent = tokio::select! {
-        result = target.provider.send(call) => result,
-        _ = state.force_end.cancelled() => Err(ProviderError::Stream {
-            provider: target.label.clone(),
-            detail: "ccr is shutting down".into(),
-        }),
-    };
-    let attempt =
-        |status: Option<StatusCode>, class: &'static str, message: Option<String>| Attempt {
-            target: target.label.clone(),
-            model: model.to_string(),
-            status: status.map(|s| s.as_u16()),
-            class,
-            message,
-            duration: attempt_started.elapsed(),
-        };
-    let reply = match sent {
-        Ok(reply) => reply,
-        Err(error) => {
-            pending.record.attempts.push(attempt(
-                error.status(),
-                error.class(),
-                Some(error.to_string()),
-            ));
-            return upstream_failure(pending, error);
-        }
-    };
-    let status = reply.status;
-    let relay = Relay {
-        state,
-        label: &target.label,
-        overhead_before,
-        attempt_ok: attempt(Some(status), "ok", None),
-    };
-    match reply.body {
-        ReplyBody::Bytes { stream, usage } => {
-            relay
-                .bytes(pending, status, reply.headers, stream, usage)
-                .await
-        }
-        ReplyBody::Events(events) if parsed.stream() => {
-            relay.events(pending, reply.headers, events).await
-        }
-        ReplyBody::Events(events) => relay.fold(pending, reply.headers, events).await,
-    }
-}
-
-/// Turns an upstream reply into the client's response. Status and headers go out only once
-/// the first upstream bytes or event have arrived, so a failure up to then is still
-/// answered with a proper error status.
-struct Relay<'a> {
-    state: &'a State,
-    label: &'a str,
-    overhead_before: std::time::Duration,
-    attempt_ok: Attempt,
-}
-
-impl Relay<'_> {
-    /// Waits for the first item of an upstream stream, unless shutdown's grace runs out.
-    async fn first<T>(
-        &self,
-        stream: &mut (impl futures_util::Stream<Item = Result<T, ProviderError>> + Unpin),
-    ) -> Option<Result<T, ProviderError>> {
-        tokio::select! {
-            first = stream.next() => first,
-            _ = self.state.force_end.cancelled() => Some(Err(self.shutting_down())),
-        }
-    }
-
-    fn shutting_down(&self) -> ProviderError {
-        ProviderError::Stream {
-            provider: self.label.to_string(),
-            detail: "ccr is shutting down".into(),
-        }
-    }
-
-    /// Records the successful attempt and builds the streaming response.
-    fn start(
-        self,
-        mut pending: PendingRecord,
-        status: StatusCode,
-        headers: HeaderMap,
-        source: Source,
-        sse: bool,
-    ) -> Response<ResponseBody> {
-        let received = pending.received;
-        pending.record.attempts.push(self.attempt_ok);
-        pending.record.timings.first_byte = Some(received.elapsed());
-        pending.record.status = status.as_u16();
-        let headers_ready = Instant::now();
-        pending.record.timings.overhead = self.overhead_before + headers_ready.elapsed();
-        let body = ProxyBody::new(
-            source,
-            self.state.force_end.clone().cancelled_owned(),
-            sse,
-            pending,
-        );
-        let mut response = Response::new(ResponseBody::proxy(body));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        response
-    }
-
-    fn failed(
-        self,
-        mut pending: PendingRecord,
-        status: Option<StatusCode>,
-        error: ProviderError,
-    ) -> Response<ResponseBody> {
-        let mut attempt = self.attempt_ok;
-        attempt.status = status
-            .map(|s| s.as_u16())
-            .or(error.status().map(|s| s.as_u16()));
-        attempt.class = error.class();
-        attempt.message = Some(error.to_string());
-        pending.record.attempts.push(attempt);
-        upstream_failure(pending, error)
-    }
-
-    /// A pass-through: the upstream's bytes, unchanged.
-    async fn bytes(
-        self,
-        pending: PendingRecord,
-        status: StatusCode,
-        headers: HeaderMap,
-        mut stream: BodyStream,
-        usage: UsageScanner,
-    ) -> Response<ResponseBody> {
-        let first = match self.first(&mut stream).await {
-            Some(Ok(first)) => first,
-            None => Bytes::new(),
-            Some(Err(error)) => return self.failed(pending, Some(status), error),
-        };
-        let sse = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        self.start(
-            pending,
-            status,
-            headers,
-            Source::bytes(first, stream, usage, sse),
-            sse,
-        )
-    }
-
-    /// A converted stream written as SSE.
-    async fn events(
-        self,
-        pending: PendingRecord,
-        mut headers: HeaderMap,
-        mut events: EventStream,
-    ) -> Response<ResponseBody> {
-        let first = match self.first(&mut events).await {
-            Some(Ok(StreamEvent::Error(error))) => return fail(pending, &error),
-            Some(Ok(first)) => first,
-            None => {
-                let empty = ProviderError::Stream {
-                    provider: self.label.to_string(),
-                    detail: "the response was empty".into(),
-                };
-                return self.failed(pending, None, empty);
-            }
-            Some(Err(error)) => return self.failed(pending, None, error),
-        };
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        let source = Source::events(first, events, self.state.ping_interval);
-        self.start(pending, StatusCode::OK, headers, source, true)
-    }
-
-    /// A converted stream folded into one message for a client that did not ask to stream.
-    async fn fold(
-        self,
-        mut pending: PendingRecord,
-        mut headers: HeaderMap,
-        mut events: EventStream,
-    ) -> Response<ResponseBody> {
-        let mut fold = Fold::new();
-        loop {
-            match self.first(&mut events).await {
-                Some(Ok(event)) => {
-                    if let Err(error) = fold.push(event) {
-                        return fail(pending, &error);
-                    }
-                }
-                Some(Err(error)) => return self.failed(pending, None, error),
-                None => break,
-            }
-        }
-        let usage = fold.usage();
-        let message = match fold.finish() {
-            Ok(message) => message,
-            Err(error) => return fail(pending, &error),
-        };
-        pending.record.attempts.push(self.attempt_ok);
-        pending.record.timings.first_byte = Some(pending.received.elapsed());
-        pending.record.status = 200;
-        pending.finish(Outcome::Completed, Some(usage));
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let mut response = Response::new(ResponseBody::full(message));
-        *response.headers_mut() = headers;
-        response
-    }
+    super::exchange::run(state, pending, parsed, headers).await
 }
 
 /// Answers with the upstream's own error status and body where it gave one, else with an
 /// error ccr describes.
-fn upstream_failure(mut pending: PendingRecord, error: ProviderError) -> Response<ResponseBody> {
+pub(super) fn upstream_failure(
+    mut pending: PendingRecord,
+    error: ProviderError,
+) -> Response<ResponseBody> {
     match error {
         ProviderError::Status {
             status,
@@ -416,7 +198,7 @@ fn upstream_failure(mut pending: PendingRecord, error: ProviderError) -> Respons
     }
 }
 
-fn fail(mut pending: PendingRecord, error: &ApiError) -> Response<ResponseBody> {
+pub(super) fn fail(mut pending: PendingRecord, error: &ApiError) -> Response<ResponseBody> {
     pending.record.status = error.status.as_u16();
     pending.record.error = Some(error.message.clone());
     pending.finish(Outcome::Failed, None);

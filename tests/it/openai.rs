@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::support::mock_upstream::{MockUpstream, Reply, openai_stream};
 use crate::support::stream_checker::{Block, check_stream, message_blocks};
-use crate::support::{Ccr, anthropic_error, fixture, messages_request, openai_config};
+use crate::support::{
+    Ccr, anthropic_error, fast_retries, fixture, messages_request, openai_config, single_attempt,
+};
 
 fn text(t: &str) -> Value {
     json!({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":t},"finish_reason":null}]})
@@ -254,7 +256,13 @@ async fn upstream_status(
         body: body.to_string(),
     })
     .await;
-    let ccr = Ccr::start(&openai_config(&upstream.base_url(), "deep", "", "")).await;
+    let ccr = Ccr::start(&single_attempt(&openai_config(
+        &upstream.base_url(),
+        "deep",
+        "",
+        "",
+    )))
+    .await;
     let response = messages_request(&ccr, body_for_status())
         .send()
         .await
@@ -329,12 +337,12 @@ async fn a_cut_stream_ends_with_an_error_event_without_hanging() {
         before: script[..cut_at].to_string(),
     })
     .await;
-    let ccr = Ccr::start(&openai_config(
+    let ccr = Ccr::start(&fast_retries(&openai_config(
         &upstream.base_url(),
         "deep",
         "    timeouts: { idle: 2s }\n",
         "",
-    ))
+    )))
     .await;
     let response = messages_request(&ccr, body(true)).send().await.unwrap();
     let text = tokio::time::timeout(Duration::from_secs(20), response.text())

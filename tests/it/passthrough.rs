@@ -8,7 +8,8 @@ use tokio::sync::Notify;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
 use crate::support::{
-    Ccr, anthropic_error, config_yaml, fixture, messages_request, send_and_drain, small_request,
+    Ccr, anthropic_error, config_yaml, fast_retries, fixture, messages_request, send_and_drain,
+    single_attempt, small_request,
 };
 
 fn sse(body: &str) -> Reply {
@@ -236,7 +237,13 @@ async fn upstream_429_reaches_the_client_with_retry_after_and_its_body() {
         body: body.to_string(),
     })
     .await;
-    let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
+    let ccr = Ccr::start(&single_attempt(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "",
+        "",
+    )))
+    .await;
     let response = messages_request(&ccr, small_request("m", true))
         .send()
         .await
@@ -262,7 +269,13 @@ async fn a_dead_upstream_is_a_502_naming_it() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let ccr = Ccr::start(&config_yaml(&format!("http://{dead}"), "up/*", "", "")).await;
+    let ccr = Ccr::start(&fast_retries(&config_yaml(
+        &format!("http://{dead}"),
+        "up/*",
+        "",
+        "",
+    )))
+    .await;
     let response = messages_request(&ccr, small_request("m", true))
         .send()
         .await
@@ -286,12 +299,12 @@ async fn an_upstream_silent_before_its_first_byte_is_a_504() {
         then: Box::new(sse(&sse_stream("late", 1, 1))),
     })
     .await;
-    let ccr = Ccr::start(&config_yaml(
+    let ccr = Ccr::start(&single_attempt(&config_yaml(
         &upstream.base_url(),
         "up/*",
         "    timeouts: { first_byte: 300ms }\n",
         "",
-    ))
+    )))
     .await;
     let response = messages_request(&ccr, small_request("m", true))
         .send()
@@ -401,32 +414,51 @@ async fn count_tokens_is_answered_locally() {
 }
 
 #[tokio::test]
-async fn an_upstream_529_keeps_its_status_and_body_and_the_next_request_succeeds() {
+async fn an_upstream_529_is_retried_and_passed_through_when_attempts_run_out() {
     let overloaded =
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
     let upstream = MockUpstream::start(sse(&sse_stream("recovered", 1, 1))).await;
-    upstream.then(Reply::Status {
+    let status_529 = || Reply::Status {
         status: 529,
         headers: vec![("request-id", "req_up_529".into())],
         body: overloaded.into(),
-    });
-    let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
-    let first = messages_request(&ccr, small_request("m", true))
+    };
+    upstream.then(status_529());
+    let ccr = Ccr::start(&fast_retries(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "",
+        "",
+    )))
+    .await;
+    let retried = messages_request(&ccr, small_request("m", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 200);
+    assert_eq!(retried.headers()["x-ccr-attempts"], "2");
+    assert!(retried.text().await.unwrap().contains("recovered"));
+    ccr.shutdown().await;
+
+    let once = Ccr::start(&single_attempt(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "",
+        "",
+    )))
+    .await;
+    upstream.then(status_529());
+    let first = messages_request(&once, small_request("m", true))
         .send()
         .await
         .unwrap();
     assert_eq!(first.status(), 529);
     assert_eq!(first.headers()["request-id"], "req_up_529");
+    assert_eq!(first.headers()["x-ccr-attempts"], "1");
     assert_eq!(first.text().await.unwrap(), overloaded);
-    let second = messages_request(&ccr, small_request("m", true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(second.status(), 200);
-    assert!(second.text().await.unwrap().contains("recovered"));
-    let records = ccr.records.wait_for(2).await;
+    let records = once.records.wait_for(1).await;
     assert_eq!(records[0].attempts[0].class, "server_error");
-    ccr.shutdown().await;
+    once.shutdown().await;
 }
 
 #[tokio::test]

@@ -49,6 +49,21 @@ pub fn config_yaml(
     )
 }
 
+/// Appends a `router:` section to a test config.
+pub fn with_router(yaml: &str, router: &str) -> String {
+    format!("{yaml}router: {{ {router} }}\n")
+}
+
+/// One upstream attempt per request, for tests about what a single failure looks like.
+pub fn single_attempt(yaml: &str) -> String {
+    with_router(yaml, "max_attempts: 1")
+}
+
+/// Retries without the default backoff, so failover tests stay quick.
+pub fn fast_retries(yaml: &str) -> String {
+    with_router(yaml, "backoff: 5ms, backoff_max: 20ms")
+}
+
 /// A YAML config with one `openai` provider `oa` at `base_url`, routed to `oa/<model>`.
 pub fn openai_config(
     base_url: &str,
@@ -100,14 +115,24 @@ pub struct Ccr {
 
 impl Ccr {
     pub async fn start(yaml: &str) -> Ccr {
+        Ccr::start_with_clock(yaml, None).await
+    }
+
+    /// Starts ccr with a clock the test moves by hand.
+    pub async fn start_with_clock(
+        yaml: &str,
+        clock: Option<Arc<ccr::routing::ManualClock>>,
+    ) -> Ccr {
         let source = Source::File("test.yaml".into());
         let config =
             Config::parse(yaml, &source, Some(HashMap::new())).expect("test config parses");
         config.validate(&source).expect("test config is valid");
         let records = Arc::new(Records::default());
-        let server = Server::bind(&config, vec![records.clone()])
-            .await
-            .expect("ccr binds");
+        let options = ccr::server::Options {
+            sinks: vec![records.clone()],
+            clock: clock.map(|c| c as Arc<dyn ccr::routing::Clock>),
+        };
+        let server = Server::bind(&config, options).await.expect("ccr binds");
         let addr = server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(server.run(async move {

@@ -1,0 +1,323 @@
+//! One request's trip upstream: walk the routing plan, try each candidate until one starts
+//! answering, and turn the first upstream bytes or event into the client's response. Retry
+//! and failover happen only here, before anything has gone to the client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+
+use super::State;
+use super::body::{PendingRecord, ProxyBody, ResponseBody, Source};
+use super::service::upstream_failure;
+use crate::anthropic::events::{Fold, StreamEvent};
+use crate::anthropic::{ApiError, MessagesRequest, Usage, UsageScanner};
+use crate::providers::{BodyStream, Call, ProviderError, ReplyBody};
+use crate::record::{Attempt, Outcome};
+use crate::routing::{Candidate, NextStep};
+
+/// An upstream that has started answering.
+enum Started {
+    /// Streamed to the client as it arrives.
+    Stream {
+        status: StatusCode,
+        headers: HeaderMap,
+        source: Source,
+        sse: bool,
+    },
+    /// A converted stream folded into one message for a non-streaming client.
+    Whole {
+        headers: HeaderMap,
+        message: Bytes,
+        usage: Usage,
+    },
+}
+
+/// Headers naming how the request was routed.
+struct Routed {
+    scenario: &'static str,
+    provider: String,
+    model: String,
+    attempts: usize,
+}
+
+impl Routed {
+    fn apply(&self, headers: &mut HeaderMap) {
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        set("x-ccr-scenario", self.scenario);
+        set("x-ccr-provider", &self.provider);
+        set("x-ccr-model", &self.model);
+        set("x-ccr-attempts", &self.attempts.to_string());
+    }
+}
+
+pub(super) async fn run(
+    state: &State,
+    mut pending: PendingRecord,
+    request: MessagesRequest,
+    client_headers: HeaderMap,
+) -> Response<ResponseBody> {
+    let router = state.router.current();
+    let plan = router.plan(&request);
+    pending.record.scenario = Some(plan.scenario.as_str());
+    let overhead_before = pending.received.elapsed();
+    let max_attempts = router.max_attempts();
+    let mut attempt = 0;
+    loop {
+        let candidate = &plan.candidates[attempt % plan.candidates.len()];
+        attempt += 1;
+        let routed = Routed {
+            scenario: plan.scenario.as_str(),
+            provider: candidate.upstream.provider.name().to_string(),
+            model: candidate.model.clone(),
+            attempts: attempt,
+        };
+        let started_at = Instant::now();
+        let error = match try_candidate(state, candidate, &request, &client_headers).await {
+            Ok(started) => {
+                router.succeeded(candidate.upstream);
+                pending.record.attempts.push(attempt_record(
+                    candidate,
+                    Some(started.status()),
+                    None,
+                    started_at,
+                ));
+                return respond(state, pending, started, &routed, overhead_before);
+            }
+            Err(error) => error,
+        };
+        pending.record.attempts.push(attempt_record(
+            candidate,
+            error.status(),
+            Some(&error),
+            started_at,
+        ));
+        let give_up = |pending: PendingRecord, error: ProviderError| {
+            let mut response = upstream_failure(pending, error);
+            routed.apply(response.headers_mut());
+            response
+        };
+        let wait = match router.failed(candidate.upstream, &error, attempt) {
+            NextStep::GiveUp => return give_up(pending, error),
+            NextStep::RetryAfter(wait) => wait,
+        };
+        let next = &plan.candidates[attempt % plan.candidates.len()];
+        let same_again = Arc::ptr_eq(next.upstream, candidate.upstream);
+        if attempt >= max_attempts || (same_again && router.waits_too_long(&error)) {
+            return give_up(pending, error);
+        }
+        tracing::info!(target = %candidate.upstream.label, class = error.class(), ?wait, "attempt failed, trying again");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.force_end.cancelled() => return give_up(pending, error),
+        }
+    }
+}
+
+impl Started {
+    fn status(&self) -> StatusCode {
+        match self {
+            Started::Stream { status, .. } => *status,
+            Started::Whole { .. } => StatusCode::OK,
+        }
+    }
+}
+
+fn attempt_record(
+    candidate: &Candidate<'_>,
+    status: Option<StatusCode>,
+    error: Option<&ProviderError>,
+    started: Instant,
+) -> Attempt {
+    Attempt {
+        target: candidate.upstream.label.clone(),
+        model: candidate.model.clone(),
+        status: status.map(|s| s.as_u16()),
+        class: error.map_or("ok", ProviderError::class),
+        message: error.map(ToString::to_string),
+        duration: started.elapsed(),
+    }
+}
+
+/// Sends to one candidate and waits for its first bytes (or, for a non-streaming client of a
+/// converting provider, its whole answer). Any failure up to then can still be retried.
+async fn try_candidate(
+    state: &State,
+    candidate: &Candidate<'_>,
+    request: &MessagesRequest,
+    client_headers: &HeaderMap,
+) -> Result<Started, ProviderError> {
+    let provider = &candidate.upstream.provider;
+    let call = Call {
+        request,
+        client_headers,
+        model: &candidate.model,
+        forward_client_auth: state.client_key.is_none(),
+    };
+    let reply = until_shutdown(state, provider.name(), provider.send(call)).await?;
+    let label = candidate.upstream.label.as_str();
+    match reply.body {
+        ReplyBody::Bytes { mut stream, usage } => {
+            let first = first_item(state, label, &mut stream)
+                .await
+                .transpose()?
+                .unwrap_or_default();
+            let sse = reply
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.starts_with("text/event-stream"));
+            Ok(Started::Stream {
+                status: reply.status,
+                headers: reply.headers,
+                source: bytes_source(first, stream, usage, sse),
+                sse,
+            })
+        }
+        ReplyBody::Events(mut events) if request.stream() => {
+            let first = match first_item(state, label, &mut events).await {
+                Some(Ok(StreamEvent::Error(error))) => {
+                    return Err(refused(label, reply.headers, error));
+                }
+                Some(Ok(first)) => first,
+                Some(Err(error)) => return Err(error),
+                None => {
+                    return Err(ProviderError::Stream {
+                        provider: label.to_string(),
+                        detail: "the response was empty".into(),
+                    });
+                }
+            };
+            let mut headers = reply.headers;
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let source = Source::events(first, events, state.ping_interval);
+            Ok(Started::Stream {
+                status: StatusCode::OK,
+                headers,
+                source,
+                sse: true,
+            })
+        }
+        ReplyBody::Events(mut events) => {
+            let mut fold = Fold::new();
+            while let Some(event) = first_item(state, label, &mut events).await {
+                if let Err(error) = fold.push(event?) {
+                    return Err(refused(label, reply.headers, error));
+                }
+            }
+            let usage = fold.usage();
+            let message = fold
+                .finish()
+                .map_err(|error| refused(label, reply.headers.clone(), error))?;
+            let mut headers = reply.headers;
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(Started::Whole {
+                headers,
+                message,
+                usage,
+            })
+        }
+    }
+}
+
+fn bytes_source(first: Bytes, stream: BodyStream, usage: UsageScanner, sse: bool) -> Source {
+    Source::bytes(first, stream, usage, sse)
+}
+
+/// An error the upstream told in its stream, as a failure routing can judge.
+fn refused(provider: &str, headers: HeaderMap, error: ApiError) -> ProviderError {
+    ProviderError::Api {
+        provider: provider.to_string(),
+        headers,
+        error,
+    }
+}
+
+async fn until_shutdown<T>(
+    state: &State,
+    provider: &str,
+    work: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    tokio::select! {
+        result = work => result,
+        _ = state.force_end.cancelled() => Err(shutting_down(provider)),
+    }
+}
+
+/// The next item of an upstream stream, unless shutdown's grace runs out first.
+async fn first_item<T>(
+    state: &State,
+    provider: &str,
+    stream: &mut (impl Stream<Item = Result<T, ProviderError>> + Unpin),
+) -> Option<Result<T, ProviderError>> {
+    tokio::select! {
+        item = stream.next() => item,
+        _ = state.force_end.cancelled() => Some(Err(shutting_down(provider))),
+    }
+}
+
+fn shutting_down(provider: &str) -> ProviderError {
+    ProviderError::Stream {
+        provider: provider.to_string(),
+        detail: "ccr is shutting down".into(),
+    }
+}
+
+fn respond(
+    state: &State,
+    mut pending: PendingRecord,
+    started: Started,
+    routed: &Routed,
+    overhead_before: Duration,
+) -> Response<ResponseBody> {
+    pending.record.timings.first_byte = Some(pending.received.elapsed());
+    pending.record.status = started.status().as_u16();
+    let headers_ready = Instant::now();
+    let mut response = match started {
+        Started::Stream {
+            status,
+            headers,
+            source,
+            sse,
+        } => {
+            pending.record.timings.overhead = overhead_before + headers_ready.elapsed();
+            let body = ProxyBody::new(
+                source,
+                state.force_end.clone().cancelled_owned(),
+                sse,
+                pending,
+            );
+            let mut response = Response::new(ResponseBody::proxy(body));
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            response
+        }
+        Started::Whole {
+            headers,
+            message,
+            usage,
+        } => {
+            pending.record.timings.overhead = overhead_before;
+            pending.finish(Outcome::Completed, Some(usage));
+            let mut response = Response::new(ResponseBody::full(message));
+            *response.headers_mut() = headers;
+            response
+        }
+    };
+    routed.apply(response.headers_mut());
+    response
+}
