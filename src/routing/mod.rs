@@ -59,8 +59,12 @@ pub struct Candidate<'a> {
 /// What to do after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NextStep {
-    /// Wait this long, then try the next candidate.
-    RetryAfter(Duration),
+    /// Try the next candidate after `backoff`; if that is the same upstream again, wait for
+    /// its `retry_after` too.
+    Retry {
+        backoff: Duration,
+        retry_after: Option<Duration>,
+    },
     /// The failure is the request's own (a 400): answer it now.
     GiveUp,
 }
@@ -204,17 +208,24 @@ impl Router {
             .0
             .saturating_mul(1 << exponent)
             .min(policy.backoff_max.0);
-        let wait = match retry_after {
-            Some(after) if after <= policy.max_retry_after.0 => backoff.max(after),
-            _ => backoff,
-        };
-        NextStep::RetryAfter(wait)
+        NextStep::Retry {
+            backoff,
+            retry_after,
+        }
     }
 
-    /// A `Retry-After` too long to wait for: the upstream can be retried only if another
-    /// candidate takes its place.
-    pub fn waits_too_long(&self, error: &ProviderError) -> bool {
-        retry_after(error).is_some_and(|after| after > self.policy.max_retry_after.0)
+    /// How long to wait before trying the same upstream again, or `None` when its
+    /// `Retry-After` is too long to wait for.
+    pub fn wait_for_same(
+        &self,
+        backoff: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        match retry_after {
+            Some(after) if after > self.policy.max_retry_after.0 => None,
+            Some(after) => Some(backoff.max(after)),
+            None => Some(backoff),
+        }
     }
 }
 

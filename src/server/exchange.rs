@@ -104,15 +104,21 @@ pub(super) async fn run(
             routed.apply(response.headers_mut());
             response
         };
-        let wait = match router.failed(candidate.upstream, &error, attempt) {
+        let (backoff, retry_after) = match router.failed(candidate.upstream, &error, attempt) {
             NextStep::GiveUp => return give_up(pending, error),
-            NextStep::RetryAfter(wait) => wait,
+            NextStep::Retry {
+                backoff,
+                retry_after,
+            } => (backoff, retry_after),
         };
         let next = &plan.candidates[attempt % plan.candidates.len()];
-        let same_again = Arc::ptr_eq(next.upstream, candidate.upstream);
-        if attempt >= max_attempts || (same_again && router.waits_too_long(&error)) {
+        let wait = match Arc::ptr_eq(next.upstream, candidate.upstream) {
+            true => router.wait_for_same(backoff, retry_after),
+            false => Some(backoff),
+        };
+        let Some(wait) = wait.filter(|_| attempt < max_attempts) else {
             return give_up(pending, error);
-        }
+        };
         tracing::info!(target = %candidate.upstream.label, class = error.class(), ?wait, "attempt failed, trying again");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -4,5 +4,6 @@ mod cli;
 mod config;
 mod openai;
 mod passthrough;
+mod routing;
 mod server;
 mod support;
