@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use routes::{
-    BlacklistConfig, Route, RouterConfig, RoutesConfig, Strategy, TargetSpec, WeightedTarget,
+    BlacklistConfig, Route, RouterConfig, RoutesConfig, SessionsConfig, Strategy, TargetSpec,
+    WeightedTarget,
 };
 pub use values::{ConfigString, HttpUrl, Seconds, Secret};
 

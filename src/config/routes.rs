@@ -191,6 +191,27 @@ pub struct RouterConfig {
     /// A `Retry-After` up to this long is waited for; a longer one moves to the next target.
     pub max_retry_after: Seconds,
     pub blacklist: BlacklistConfig,
+    pub sessions: SessionsConfig,
+}
+
+/// `router.sessions`: how long an idle conversation is remembered, and how many at most.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    pub ttl: Seconds,
+    pub max: usize,
+    /// How often expired sessions are swept out.
+    pub sweep_every: Seconds,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            ttl: Seconds(Duration::from_secs(2 * 3600)),
+            max: 10_000,
+            sweep_every: Seconds(Duration::from_secs(600)),
+        }
+    }
 }
 
 impl Default for RouterConfig {
@@ -202,6 +223,7 @@ impl Default for RouterConfig {
             backoff_max: Seconds(Duration::from_secs(5)),
             max_retry_after: Seconds(Duration::from_secs(10)),
             blacklist: BlacklistConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod pool;
 pub mod scenario;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::providers::{self, BuildError, ProviderError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use pool::{Pool, Target, Upstream};
 pub use scenario::Scenario;
+pub use sessions::Sessions;
 
 pub struct Router {
     routes: HashMap<Scenario, Pool>,
@@ -48,6 +50,21 @@ impl RouterCell {
 pub struct Plan<'a> {
     pub scenario: Scenario,
     pub candidates: Vec<Candidate<'a>>,
+}
+
+impl Plan<'_> {
+    /// Moves the candidate labelled `label` to the front if it is healthy (a session's last
+    /// good target keeps the conversation, and its prompt cache, on one upstream).
+    pub fn prefer(&mut self, label: &str, now_ms: u64) {
+        let found = self
+            .candidates
+            .iter()
+            .position(|c| c.upstream.label == label && c.upstream.is_healthy(now_ms));
+        if let Some(i) = found {
+            let preferred = self.candidates.remove(i);
+            self.candidates.insert(0, preferred);
+        }
+    }
 }
 
 pub struct Candidate<'a> {
@@ -173,6 +190,10 @@ impl Router {
             scenario,
             candidates,
         }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub fn max_attempts(&self) -> usize {

@@ -65,8 +65,20 @@ pub(super) async fn run(
     client_headers: HeaderMap,
 ) -> Response<ResponseBody> {
     let router = state.router.current();
-    let plan = router.plan(&request);
+    let mut plan = router.plan(&request);
     pending.record.scenario = Some(plan.scenario.as_str());
+    let session = session_key(&request, &client_headers);
+    if let Some(label) = session
+        .as_deref()
+        .and_then(|key| state.sessions.preferred(key, plan.scenario))
+    {
+        plan.prefer(&label, router.now_ms());
+    }
+    let remember = |answered_by: Option<&str>| {
+        if let Some(key) = &session {
+            state.sessions.record(key, plan.scenario, answered_by);
+        }
+    };
     let overhead_before = pending.received.elapsed();
     let max_attempts = router.max_attempts();
     let mut attempt = 0;
@@ -83,6 +95,7 @@ pub(super) async fn run(
         let error = match try_candidate(state, candidate, &request, &client_headers).await {
             Ok(started) => {
                 router.succeeded(candidate.upstream);
+                remember(Some(&candidate.upstream.label));
                 pending.record.attempts.push(attempt_record(
                     candidate,
                     Some(started.status()),
@@ -100,6 +113,7 @@ pub(super) async fn run(
             started_at,
         ));
         let give_up = |pending: PendingRecord, error: ProviderError| {
+            remember(None);
             let mut response = upstream_failure(pending, error);
             routed.apply(response.headers_mut());
             response
@@ -125,6 +139,18 @@ pub(super) async fn run(
             _ = state.force_end.cancelled() => return give_up(pending, error),
         }
     }
+}
+
+/// The session a request belongs to: `metadata.user_id`'s session id, else Claude Code's
+/// `X-Claude-Code-Session-Id` header.
+fn session_key(request: &MessagesRequest, headers: &HeaderMap) -> Option<String> {
+    request.facts().session.clone().or_else(|| {
+        headers
+            .get("x-claude-code-session-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    })
 }
 
 impl Started {

@@ -21,7 +21,7 @@ use crate::background::Background;
 use crate::config::{Config, Secret};
 use crate::providers::BuildError;
 use crate::record::{AccessLog, RecordSink, Sinks};
-use crate::routing::{Clock, Router, RouterCell, SystemClock};
+use crate::routing::{Clock, Router, RouterCell, Sessions, SystemClock};
 
 pub use body::ResponseBody;
 pub use service::REQUEST_ID_HEADER;
@@ -41,6 +41,7 @@ pub enum ServerError {
 /// Shared by every connection and request; read-only after start.
 pub(crate) struct State {
     router: RouterCell,
+    sessions: Arc<Sessions>,
     client_key: Option<Secret>,
     body_limit: u64,
     header_read_timeout: Duration,
@@ -84,6 +85,25 @@ impl Server {
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
         let router = RouterCell::new(Router::new(config, clock.clone())?);
+        let session_config = config.router.sessions;
+        let sessions = Arc::new(Sessions::new(
+            session_config.ttl.0,
+            session_config.max,
+            clock.clone(),
+        ));
+        let background = Background::new();
+        let sweep_every = session_config.sweep_every.0;
+        let swept = sessions.clone();
+        background.spawn("session sweep", move |stop| async move {
+            let mut ticks = tokio::time::interval(sweep_every);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => swept.sweep(),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
         let addr = listen_addr(&config.server.host.0, config.server.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -92,6 +112,7 @@ impl Server {
         sinks.extend(options.sinks);
         let state = State {
             router,
+            sessions,
             client_key: config.server.client_key().cloned(),
             body_limit: config.server.body_limit,
             header_read_timeout: config.server.header_read_timeout.0,
@@ -104,7 +125,7 @@ impl Server {
             listener,
             state: Arc::new(state),
             shutdown_grace: config.server.shutdown_grace.0,
-            background: Background::new(),
+            background,
         })
     }
 

@@ -218,17 +218,27 @@ fn priority_takes_the_first_healthy_target_and_blacklisted_ones_come_last_soones
     );
 }
 
-/// Two mock upstreams behind one round-robin route `a`, `b`, each a separate provider.
+/// Two mock upstreams behind one priority route `a`, `b`, each a separate provider.
 async fn two_upstreams(
     first: Reply,
     second: Reply,
     clock: Option<Arc<ManualClock>>,
     router: &str,
 ) -> (MockUpstream, MockUpstream, Ccr) {
+    two_upstreams_with(first, second, clock, router, "priority").await
+}
+
+async fn two_upstreams_with(
+    first: Reply,
+    second: Reply,
+    clock: Option<Arc<ManualClock>>,
+    router: &str,
+    strategy: &str,
+) -> (MockUpstream, MockUpstream, Ccr) {
     let a = MockUpstream::start(first).await;
     let b = MockUpstream::start(second).await;
     let yaml = format!(
-        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  a: {{ type: anthropic, base_url: \"{}\" }}\n  b: {{ type: anthropic, base_url: \"{}\" }}\nroutes:\n  default: {{ strategy: priority, targets: [a/*, b/*] }}\n",
+        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  a: {{ type: anthropic, base_url: \"{}\" }}\n  b: {{ type: anthropic, base_url: \"{}\" }}\nroutes:\n  default: {{ strategy: {strategy}, targets: [a/*, b/*] }}\n",
         a.base_url(),
         b.base_url()
     );
@@ -433,5 +443,73 @@ async fn the_fixture_routes_through_failover_to_a_converting_provider() {
     assert_eq!(response.headers()["x-ccr-model"], "deepseek-chat");
     let checked = check_stream(&response.text().await.unwrap());
     assert_eq!(checked.text(), "converted");
+    ccr.shutdown().await;
+}
+
+/// A request in session `session` (Claude Code 2.x's JSON-string `metadata.user_id`).
+fn in_session(ccr: &Ccr, session: &str) -> reqwest::RequestBuilder {
+    let user_id = json!({"device_id": "d", "account_uuid": "", "session_id": session}).to_string();
+    let body = json!({"model": "m", "max_tokens": 5, "stream": true, "metadata": {"user_id": user_id}, "messages": [{"role": "user", "content": "hi"}]});
+    messages_request(ccr, body.to_string())
+}
+
+async fn served_by(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let provider = response.headers()["x-ccr-provider"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    check_stream(&response.text().await.unwrap());
+    provider
+}
+
+#[tokio::test]
+async fn sessions_stick_to_their_target_and_move_with_failover() {
+    let clock = Arc::new(ManualClock::default());
+    let (a, b, ccr) = two_upstreams_with(
+        ok_stream(),
+        ok_stream(),
+        Some(clock.clone()),
+        "backoff: 5ms",
+        "round_robin",
+    )
+    .await;
+    let home = served_by(in_session(&ccr, "s-1")).await;
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        assert_eq!(
+            served_by(in_session(&ccr, "s-1")).await,
+            home,
+            "the session stays put"
+        );
+        for _ in 0..2 {
+            others.push(served_by(messages_request(&ccr, small_request("m", true))).await);
+        }
+    }
+    assert!(
+        others.contains(&"a".to_string()) && others.contains(&"b".to_string()),
+        "without a session, round robin: {others:?}"
+    );
+    // The header form names a session too.
+    let by_header = served_by(
+        messages_request(&ccr, small_request("m", true)).header("x-claude-code-session-id", "s-2"),
+    )
+    .await;
+    for _ in 0..3 {
+        let again = messages_request(&ccr, small_request("m", true))
+            .header("x-claude-code-session-id", "s-2");
+        assert_eq!(served_by(again).await, by_header);
+    }
+
+    // The session's target fails: the request fails over and the session moves with it,
+    // staying on the new target even once the old one is healthy again.
+    let (home_mock, away) = if home == "a" { (&a, "b") } else { (&b, "a") };
+    home_mock.then(status(500, vec![]));
+    assert_eq!(served_by(in_session(&ccr, "s-1")).await, away);
+    clock.advance(Duration::from_secs(120));
+    for _ in 0..3 {
+        assert_eq!(served_by(in_session(&ccr, "s-1")).await, away);
+    }
     ccr.shutdown().await;
 }
