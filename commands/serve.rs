@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::Failure;
 use ccr::config::{self, Overrides};
-use ccr::server::Server;
+use ccr::server::{Reloader, Server};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -59,37 +59,84 @@ pub fn run(
         let server = Server::bind(&loaded.config, Default::default())
             .await
             .context("cannot start the server")?;
+        let shutdown = shutdown_signal();
+        watch_for_reload(server.reloader(), path.clone(), explicit, overrides.clone());
         let mut stdout = std::io::stdout().lock();
         // Scripts and tests read this line to learn the port; a closed stdout is not an error.
         let _ = writeln!(stdout, "listening on {}", server.local_addr());
         let _ = stdout.flush();
         drop(stdout);
-        server.run(shutdown_signal()).await;
+        server.run(shutdown).await;
         Ok::<(), anyhow::Error>(())
     })?;
     Ok(())
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// On SIGHUP, reads the config file again and swaps it in; an invalid file is logged and
+/// the running configuration keeps serving.
+fn watch_for_reload(
+    reloader: Reloader,
+    path: Option<PathBuf>,
+    explicit: bool,
+    overrides: Overrides,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = match signal(SignalKind::terminate()) {
-            Ok(terminate) => terminate,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        // Registered now, not inside the task, so a SIGHUP right after start is not lost.
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; config reload is off");
+            return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let result = config::load(path.as_deref(), explicit, &overrides)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|loaded| reloader.apply(&loaded.config).map_err(anyhow::Error::from));
+                match result {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(error) => tracing::error!(
+                        "config reload failed, keeping the running configuration: {error:#}"
+                    ),
+                }
+            }
+        });
     }
     #[cfg(not(unix))]
-    {
+    let _ = (reloader, path, explicit, overrides);
+}
+
+/// Listens for SIGINT and SIGTERM from now on (before the address is printed, so a signal
+/// sent as soon as a script sees it is never lost) and completes on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            (interrupt, terminate) => {
+                let error = interrupt
+                    .err()
+                    .or(terminate.err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                tracing::warn!(%error, "cannot listen for SIGINT/SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }

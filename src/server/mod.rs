@@ -41,6 +41,7 @@ pub enum ServerError {
 /// Shared by every connection and request; read-only after start.
 pub(crate) struct State {
     router: RouterCell,
+    clock: Arc<dyn Clock>,
     sessions: Arc<Sessions>,
     client_key: Option<Secret>,
     body_limit: u64,
@@ -58,6 +59,22 @@ fn listen_addr(host: &str, port: u16) -> String {
         h if h.eq_ignore_ascii_case("localhost") => format!("127.0.0.1:{port}"),
         h if h.contains(':') => format!("[{h}]:{port}"),
         h => format!("{h}:{port}"),
+    }
+}
+
+/// Applies a reloaded configuration: providers, routes and the router policy are rebuilt and
+/// swapped in at once. Requests in flight finish on the configuration they started with.
+/// The `server` section (address, client key, limits) and sessions stay as they were.
+#[derive(Clone)]
+pub struct Reloader {
+    state: Arc<State>,
+}
+
+impl Reloader {
+    pub fn apply(&self, config: &Config) -> Result<(), ServerError> {
+        let router = Router::new(config, self.state.clock.clone())?;
+        self.state.router.replace(router);
+        Ok(())
     }
 }
 
@@ -112,6 +129,7 @@ impl Server {
         sinks.extend(options.sinks);
         let state = State {
             router,
+            clock,
             sessions,
             client_key: config.server.client_key().cloned(),
             body_limit: config.server.body_limit,
@@ -133,6 +151,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// A handle that swaps in a new routing configuration while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+        }
     }
 
     /// Where chores that live as long as the server are started.

@@ -188,3 +188,71 @@ async fn a_taken_port_is_a_reported_failure() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn sighup_reloads_routes_while_a_stream_on_the_old_config_finishes() {
+    let (old, release, full, split) = stalled_mid_stream().await;
+    let new = MockUpstream::start(Reply::Sse {
+        body: sse_stream("from the new route", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = CcrProcess::serve(Some(&config_yaml(&old.base_url(), "up/*", "", "")), &[]).await;
+    let body = stream_in_flight(&ccr, &full, split).await;
+
+    let reloaded = config_yaml(&new.base_url(), "up/*", "", "");
+    std::fs::write(ccr.config_path(), &reloaded).unwrap();
+    ccr.sighup();
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
+    loop {
+        let text = client()
+            .post(ccr.url("/v1/messages"))
+            .body(small_request("m", true))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("from the new route") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reloaded route never took over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // An invalid file is refused; the running configuration keeps serving.
+    std::fs::write(ccr.config_path(), "routes:\n  default: [nowhere/x]\n").unwrap();
+    ccr.sighup();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let text = client()
+        .post(ccr.url("/v1/messages"))
+        .body(small_request("m", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("from the new route"), "{text}");
+
+    release.notify_one();
+    let rest = collect(body).await;
+    assert_eq!(
+        rest,
+        full[split..],
+        "the stream on the old config completes"
+    );
+    assert_eq!(old.received().len(), 1);
+    ccr.sigterm();
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("configuration reloaded"), "{stderr}");
+    assert!(
+        stderr.contains("config reload failed") && stderr.contains("routes.default[0]"),
+        "{stderr}"
+    );
+}

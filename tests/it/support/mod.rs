@@ -286,10 +286,23 @@ impl CcrProcess {
     }
 
     pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    pub fn sighup(&self) {
+        self.signal(libc::SIGHUP);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         let pid = self.child.id().expect("ccr is running") as libc::pid_t;
         // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "SIGTERM delivered");
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "signal {signal} delivered");
+    }
+
+    /// The config file the process was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self._home.path().join("ccr.yaml")
     }
 
     /// Waits for the process to exit; returns its exit code and stderr.
