@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod estimate;
 mod openai;
 mod passthrough;
 mod routing;
