@@ -42,15 +42,15 @@ pub fn run(
     let overrides = Overrides {
         host: args.host,
         port: args.port,
+        data_dir,
     };
     let loaded = config::load(path.as_deref(), explicit, &overrides).map_err(Failure::config)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    let data_dir = config::data_dir(data_dir.as_deref());
     tracing::info!(
         config = %loaded.source,
-        data_dir = ?data_dir.as_deref().map(std::path::Path::display),
+        data_dir = ?loaded.config.data_dir.as_deref().map(std::path::Path::display),
         "configuration loaded"
     );
 

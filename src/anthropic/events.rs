@@ -33,6 +33,11 @@ pub enum StreamEvent {
     MessageStop,
     Ping,
     Error(ApiError),
+    /// Credits the upstream charged (CodeWhisperer's metering). Kept for the request's
+    /// record; never written to the client.
+    Metering {
+        credits: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,7 @@ impl StreamEvent {
             StreamEvent::MessageStop => "message_stop",
             StreamEvent::Ping => "ping",
             StreamEvent::Error(_) => "error",
+            StreamEvent::Metering { .. } => "metering",
         }
     }
 }
@@ -185,8 +191,11 @@ impl SseWriter {
         }
     }
 
-    /// Appends one event: `event: <name>\ndata: <json>\n\n`.
+    /// Appends one event: `event: <name>\ndata: <json>\n\n`. Internal events write nothing.
     pub fn write(&mut self, event: &StreamEvent) {
+        if let StreamEvent::Metering { .. } = event {
+            return;
+        }
         self.buf.put_slice(b"event: ");
         self.buf.put_slice(event.name().as_bytes());
         self.buf.put_slice(b"\ndata: ");
@@ -258,7 +267,9 @@ fn to_wire(event: &StreamEvent) -> WireEvent<'_> {
         },
         StreamEvent::MessageStop => WireEvent::MessageStop,
         StreamEvent::Ping => WireEvent::Ping,
-        StreamEvent::Error(_) => unreachable!("errors are written from ApiError::to_json"),
+        StreamEvent::Error(_) | StreamEvent::Metering { .. } => {
+            unreachable!("errors are written from ApiError::to_json; metering is never written")
+        }
     }
 }
 
@@ -335,7 +346,10 @@ impl Fold {
                 self.usage = usage;
             }
             StreamEvent::Error(error) => return Err(error),
-            StreamEvent::BlockStop { .. } | StreamEvent::MessageStop | StreamEvent::Ping => {}
+            StreamEvent::BlockStop { .. }
+            | StreamEvent::MessageStop
+            | StreamEvent::Ping
+            | StreamEvent::Metering { .. } => {}
         }
         Ok(())
     }

@@ -69,6 +69,33 @@ pub struct Config {
     pub routes: RoutesConfig,
     #[serde(default)]
     pub router: RouterConfig,
+    #[serde(default)]
+    pub credentials: CredentialsConfig,
+    /// The data directory (`--data-dir`, `CCR_DATA_DIR`, else the platform's), set by the
+    /// loader; not a YAML key.
+    #[serde(skip)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `credentials:` — where CodeWhisperer tokens are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialsConfig {
+    /// A directory of `<account>.json` files (mode 0600); default `<data dir>/credentials`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Where CodeWhisperer token files live.
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.credentials.dir.clone().unwrap_or_else(|| {
+            self.data_dir
+                .clone()
+                .or_else(|| data_dir(None))
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("credentials")
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +147,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Any OpenAI-compatible Chat Completions API (DeepSeek, OpenRouter, Groq, vLLM…).
     Openai,
+    /// AWS CodeWhisperer through Kiro accounts.
+    Codewhisperer,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +177,15 @@ pub struct ProviderConfig {
     /// Per-model options of an `openai` provider, keyed by the upstream model name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// `codewhisperer`: the Kiro accounts, each its own target (`kiro:work`).
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// `codewhisperer`: the AWS region, part of the default host.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `codewhisperer`: client model name → CodeWhisperer model id, over the known defaults.
+    #[serde(default)]
+    pub model_ids: BTreeMap<String, String>,
 }
 
 /// What ccr needs to know about one upstream model of a converting provider.
@@ -179,6 +217,14 @@ impl ProviderConfig {
                 ProviderKind::Openai => {
                     url::Url::parse("https://api.openai.com/v1").expect("valid default URL")
                 }
+                ProviderKind::Codewhisperer => {
+                    let region = self.region.as_deref().unwrap_or("us-east-1");
+                    url::Url::parse(&format!("https://codewhisperer.{region}.amazonaws.com"))
+                        .unwrap_or_else(|_| {
+                            url::Url::parse("https://codewhisperer.us-east-1.amazonaws.com")
+                                .expect("valid default URL")
+                        })
+                }
             },
         }
     }
@@ -187,8 +233,20 @@ impl ProviderConfig {
         self.api_key.as_ref().filter(|k| !k.is_empty())
     }
 
-    /// One config per key of `api_keys`, each labelled `name#N`; otherwise this config as is.
+    /// One config per key of `api_keys` (labelled `name#N`) or per CodeWhisperer account
+    /// (`name:account`); otherwise this config as is.
     pub fn per_key(&self, name: &str) -> Vec<(String, ProviderConfig)> {
+        if self.kind == ProviderKind::Codewhisperer {
+            return self
+                .accounts
+                .iter()
+                .map(|account| {
+                    let mut one = self.clone();
+                    one.accounts = vec![account.clone()];
+                    (format!("{name}:{account}"), one)
+                })
+                .collect();
+        }
         if self.api_keys.is_empty() {
             return vec![(name.to_string(), self.clone())];
         }
@@ -238,6 +296,7 @@ pub struct Loaded {
 pub struct Overrides {
     pub host: Option<String>,
     pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -312,6 +371,30 @@ impl Config {
                 return Err(invalid(
                     format!("providers.{name}.api_keys"),
                     "cannot be given beside `api_key`: keep one of them".into(),
+                ));
+            }
+            if provider.kind == ProviderKind::Codewhisperer {
+                if provider.accounts.is_empty() {
+                    return Err(invalid(
+                        format!("providers.{name}.accounts"),
+                        "a codewhisperer provider needs at least one Kiro account name, e.g. `accounts: [work]`".into(),
+                    ));
+                }
+                if let Some(bad) = provider.accounts.iter().find(|a| {
+                    a.is_empty()
+                        || !a
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                }) {
+                    return Err(invalid(
+                        format!("providers.{name}.accounts"),
+                        format!("`{bad}` is not an account name: use letters, digits, `-` and `_`"),
+                    ));
+                }
+            } else if !provider.accounts.is_empty() || !provider.model_ids.is_empty() {
+                return Err(invalid(
+                    format!("providers.{name}"),
+                    "`accounts` and `model_ids` belong to `type: codewhisperer` providers".into(),
                 ));
             }
             if provider.kind == ProviderKind::Anthropic && !provider.models.is_empty() {
@@ -429,6 +512,7 @@ pub fn load(
     if let Some(port) = overrides.port {
         config.server.port = port;
     }
+    config.data_dir = overrides.data_dir.clone().or_else(|| data_dir(None));
     config.validate(&source)?;
     let warnings = match &source {
         Source::File(path) => literal_secret_warnings(&config, path),

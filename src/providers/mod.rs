@@ -3,6 +3,7 @@
 //! Adding a provider is one module, one `ProviderKind` variant and one arm in [`build`].
 
 pub mod anthropic;
+pub mod codewhisperer;
 pub mod openai;
 
 use std::future::Future;
@@ -232,21 +233,44 @@ pub enum BuildError {
     Client { provider: String, detail: String },
 }
 
+/// What building a provider needs beside its own config entry.
+pub struct BuildContext {
+    /// Where CodeWhisperer token files live.
+    pub credentials_dir: std::path::PathBuf,
+}
+
 /// A provider and the label its target goes by (`deepseek#2`).
 pub type Labelled = (String, Arc<dyn Provider>);
 
-/// Builds the upstreams a config entry describes: one per key of `api_keys`, each with its
-/// label, else one.
-pub fn build(name: &str, config: &ProviderConfig) -> Result<Vec<Labelled>, BuildError> {
+/// Builds the upstreams a config entry describes: one per key of `api_keys` or per
+/// CodeWhisperer account, each with its label, else one.
+pub fn build(
+    name: &str,
+    config: &ProviderConfig,
+    context: &BuildContext,
+) -> Result<Vec<Labelled>, BuildError> {
     config
         .per_key(name)
         .into_iter()
-        .map(|(label, one)| Ok((label, build_one(name, &one)?)))
+        .map(|(label, one)| Ok((label, build_one(name, &one, context)?)))
         .collect()
 }
 
-fn build_one(name: &str, config: &ProviderConfig) -> Result<Arc<dyn Provider>, BuildError> {
+fn build_one(
+    name: &str,
+    config: &ProviderConfig,
+    context: &BuildContext,
+) -> Result<Arc<dyn Provider>, BuildError> {
     match config.kind {
+        ProviderKind::Codewhisperer => {
+            let store =
+                crate::credentials::FileStore::load(&context.credentials_dir, &config.accounts);
+            Ok(Arc::new(codewhisperer::CodeWhispererProvider::new(
+                name,
+                config,
+                Arc::new(store),
+            )?))
+        }
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(name, config)?)),
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(name, config)?)),
     }
@@ -272,6 +296,60 @@ pub(crate) fn http_client(
             provider: provider.to_string(),
             detail: e.to_string(),
         })
+}
+
+/// A converter from an upstream's wire bytes to Anthropic events, fed as bytes arrive.
+pub(crate) trait WireConverter: Send + Unpin + 'static {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>);
+    /// The body ended.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>);
+    /// The response is over (`message_stop` or an `error` was emitted).
+    fn is_done(&self) -> bool;
+}
+
+/// Upstream bytes in, Anthropic events out, as they arrive.
+pub(crate) fn converted_events(bytes: BodyStream, converter: impl WireConverter) -> EventStream {
+    Box::pin(ConvertedEvents {
+        bytes,
+        converter,
+        ready: std::collections::VecDeque::new(),
+        scratch: Vec::new(),
+    })
+}
+
+struct ConvertedEvents<C> {
+    bytes: BodyStream,
+    converter: C,
+    ready: std::collections::VecDeque<StreamEvent>,
+    scratch: Vec<StreamEvent>,
+}
+
+impl<C: WireConverter> Stream for ConvertedEvents<C> {
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        // Every field is Unpin (boxed stream, plain data).
+        let this = Pin::into_inner(self);
+        loop {
+            if let Some(event) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if this.converter.is_done() {
+                return Poll::Ready(None);
+            }
+            match this.bytes.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.converter.feed(&chunk, &mut this.scratch),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => this.converter.finish(&mut this.scratch),
+                Poll::Pending => return Poll::Pending,
+            }
+            this.ready.extend(this.scratch.drain(..));
+        }
+    }
 }
 
 /// A response's body as a stream of chunks, bounded in time by [`timed_body`].

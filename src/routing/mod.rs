@@ -91,8 +91,11 @@ impl Router {
     /// per route. Blacklists are per upstream, shared by every route that uses it.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, BuildError> {
         let mut upstreams: HashMap<String, Vec<Arc<Upstream>>> = HashMap::new();
+        let context = providers::BuildContext {
+            credentials_dir: config.credentials_dir(),
+        };
         for (name, provider_config) in &config.providers {
-            let built = providers::build(name, provider_config)?;
+            let built = providers::build(name, provider_config, &context)?;
             let list = built
                 .into_iter()
                 .map(|(label, provider)| Arc::new(Upstream::new(provider, label)))

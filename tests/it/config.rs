@@ -136,6 +136,7 @@ fn overrides_are_validated_too() {
     let overrides = Overrides {
         host: Some("0.0.0.0".into()),
         port: Some(0),
+        data_dir: None,
     };
     let err = config::load(Some(&path), true, &overrides)
         .unwrap_err()

@@ -142,7 +142,10 @@ fn pool(strategy: Strategy, weights: &[u32]) -> Arc<Pool> {
         Some(HashMap::new()),
     )
     .unwrap();
-    let provider = ccr::providers::build("a", &config.providers["a"])
+    let context = ccr::providers::BuildContext {
+        credentials_dir: std::env::temp_dir(),
+    };
+    let provider = ccr::providers::build("a", &config.providers["a"], &context)
         .unwrap()
         .remove(0)
         .1;

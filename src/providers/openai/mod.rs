@@ -5,20 +5,12 @@
 pub mod request;
 pub mod stream;
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{
-    BodyStream, BuildError, Call, EventStream, Provider, ProviderError, Reply, ReplyBody,
-    http_client,
-};
-use crate::anthropic::events::StreamEvent;
+use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
 use crate::anthropic::types::MessagesBody;
 use crate::anthropic::{ApiError, ErrorType, estimate};
 use crate::config::{ProviderConfig, UpstreamTimeouts};
@@ -122,12 +114,7 @@ impl OpenAiProvider {
             call.request.model(),
             estimate::input_tokens(call.request.body()),
         );
-        let events: EventStream = Box::pin(Events {
-            bytes,
-            converter,
-            ready: VecDeque::new(),
-            scratch: Vec::new(),
-        });
+        let events = super::converted_events(bytes, converter);
         Ok(Reply {
             status,
             headers,
@@ -178,36 +165,5 @@ impl Provider for OpenAiProvider {
 
     fn send<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, ProviderError>> {
         Box::pin(self.send_call(call))
-    }
-}
-
-/// The converted event stream: upstream bytes in, Anthropic events out, as they arrive.
-struct Events {
-    bytes: BodyStream,
-    converter: stream::Converter,
-    ready: VecDeque<StreamEvent>,
-    scratch: Vec<StreamEvent>,
-}
-
-impl Stream for Events {
-    type Item = Result<StreamEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.ready.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            if this.converter.is_done() {
-                return Poll::Ready(None);
-            }
-            match this.bytes.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => this.converter.feed(&chunk, &mut this.scratch),
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
-                Poll::Ready(None) => this.converter.finish(&mut this.scratch),
-                Poll::Pending => return Poll::Pending,
-            }
-            this.ready.extend(this.scratch.drain(..));
-        }
     }
 }

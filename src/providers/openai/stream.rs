@@ -512,6 +512,20 @@ fn error_type_for(kind: Option<&str>) -> ErrorType {
     }
 }
 
+impl crate::providers::WireConverter for Converter {
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        Converter::feed(self, bytes, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        Converter::finish(self, out);
+    }
+
+    fn is_done(&self) -> bool {
+        Converter::is_done(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

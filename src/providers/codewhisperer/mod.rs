@@ -1,0 +1,265 @@
+//! The CodeWhisperer (Kiro) provider: converts the Messages request to
+//! `generateAssistantResponse` and reads the binary AWS event stream back as Anthropic
+//! events. One provider per Kiro account; each is its own routing target (`kiro:work`).
+
+pub mod eventstream;
+pub mod request;
+pub mod stream;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use http::StatusCode;
+use http::header::{HeaderMap, HeaderValue};
+
+use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
+use crate::anthropic::types::MessagesBody;
+use crate::anthropic::{ApiError, ErrorType, estimate};
+use crate::config::{ProviderConfig, UpstreamTimeouts};
+use crate::credentials::TokenSource;
+
+/// Tool descriptions are cut to this many characters (longer ones draw a 400).
+const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+/// Client model names → CodeWhisperer ids known to work; `model_ids` in the config adds
+/// to and overrides these.
+const KNOWN_MODEL_IDS: &[(&str, &str)] = &[
+    ("claude-sonnet-4-20250514", "CLAUDE_SONNET_4_20250514_V1_0"),
+    ("claude-sonnet-4-5", "CLAUDE_SONNET_4_5_20250929_V1_0"),
+    (
+        "claude-sonnet-4-5-20250929",
+        "CLAUDE_SONNET_4_5_20250929_V1_0",
+    ),
+    (
+        "claude-3-7-sonnet-20250219",
+        "CLAUDE_3_7_SONNET_20250219_V1_0",
+    ),
+    ("claude-opus-4-5", "claude-opus-4.5"),
+    ("claude-haiku-4-5", "claude-haiku-4.5"),
+    ("claude-haiku-4-5-20251001", "claude-haiku-4.5"),
+];
+
+pub struct CodeWhispererProvider {
+    name: String,
+    account: String,
+    url: url::Url,
+    client: reqwest::Client,
+    model_ids: BTreeMap<String, String>,
+    tokens: Arc<dyn TokenSource>,
+    timeouts: UpstreamTimeouts,
+}
+
+impl CodeWhispererProvider {
+    /// `config` names exactly one account (see `ProviderConfig::per_key`).
+    pub fn new(
+        name: &str,
+        config: &ProviderConfig,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Result<Self, BuildError> {
+        let account = config
+            .accounts
+            .first()
+            .cloned()
+            .ok_or_else(|| BuildError::Client {
+                provider: name.to_string(),
+                detail: "a codewhisperer provider needs an account".into(),
+            })?;
+        let mut url = config.base_url();
+        let path = format!(
+            "{}/generateAssistantResponse",
+            url.path().trim_end_matches('/')
+        );
+        url.set_path(&path);
+        let mut model_ids: BTreeMap<String, String> = KNOWN_MODEL_IDS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        model_ids.extend(config.model_ids.clone());
+        Ok(CodeWhispererProvider {
+            name: name.to_string(),
+            account,
+            url,
+            client: http_client(name, &config.timeouts)?,
+            model_ids,
+            tokens,
+            timeouts: config.timeouts,
+        })
+    }
+
+    fn label(&self) -> String {
+        format!("{}:{}", self.name, self.account)
+    }
+
+    /// The CodeWhisperer id for a client model name; an unknown name is sent as it is.
+    fn model_id<'a>(&'a self, model: &'a str) -> &'a str {
+        self.model_ids.get(model).map_or(model, String::as_str)
+    }
+
+    async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
+        let started = Instant::now();
+        let first_byte_deadline = started + self.timeouts.first_byte.0;
+        let token = self.tokens.token(&self.account).map_err(|e| {
+            self.refused(
+                ErrorType::Authentication,
+                StatusCode::UNAUTHORIZED,
+                e.to_string(),
+            )
+        })?;
+        let body = MessagesBody::parse(call.request.body()).map_err(|e| {
+            self.refused(
+                ErrorType::InvalidRequest,
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+            )
+        })?;
+        let conversation_id = uuid_v4();
+        let options = request::Options {
+            model_id: self.model_id(call.model),
+            profile_arn: token.profile_arn_for_requests(),
+            conversation_id: &conversation_id,
+            max_description_chars: MAX_DESCRIPTION_CHARS,
+        };
+        let upstream_body = request::to_codewhisperer(&body, &options).map_err(|e| {
+            self.refused(
+                ErrorType::InvalidRequest,
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+            )
+        })?;
+        let mut authorization =
+            HeaderValue::try_from(format!("Bearer {}", token.access_token.expose())).map_err(
+                |_| {
+                    self.refused(
+                        ErrorType::Authentication,
+                        StatusCode::UNAUTHORIZED,
+                        "the stored token is not a valid header value: re-import it".into(),
+                    )
+                },
+            )?;
+        authorization.set_sensitive(true);
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .header(http::header::AUTHORIZATION, authorization)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/vnd.amazon.eventstream")
+            .header("amz-sdk-invocation-id", conversation_id.as_str())
+            .body(upstream_body)
+            .send();
+        let response = tokio::time::timeout_at(first_byte_deadline.into(), sent)
+            .await
+            .map_err(|_| {
+                super::timeout_error(
+                    &self.label(),
+                    &self.url,
+                    "answer",
+                    self.timeouts.first_byte.0,
+                )
+            })?
+            .map_err(|e| {
+                super::request_error(&self.label(), &self.url, e, self.timeouts.connect.0)
+            })?;
+        let status = response.status();
+        let headers = super::rate_limit_headers(response.headers());
+        if !status.is_success() {
+            let body = tokio::time::timeout_at(first_byte_deadline.into(), response.bytes())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(ProviderError::Api {
+                provider: self.label(),
+                headers,
+                error: self.status_error(status, &body),
+            });
+        }
+        let bytes = super::response_body(
+            response,
+            &self.label(),
+            &self.url,
+            first_byte_deadline,
+            self.timeouts.idle.0,
+        );
+        let converter = stream::Converter::new(
+            &self.label(),
+            call.request.model(),
+            estimate::input_tokens(call.request.body()),
+        );
+        let events = super::converted_events(bytes, converter);
+        Ok(Reply {
+            status: StatusCode::OK,
+            headers,
+            body: ReplyBody::Events(events),
+        })
+    }
+
+    fn refused(&self, kind: ErrorType, status: StatusCode, message: String) -> ProviderError {
+        ProviderError::Api {
+            provider: self.label(),
+            headers: HeaderMap::new(),
+            error: ApiError::new(kind, format!("{}: {message}", self.label())).with_status(status),
+        }
+    }
+
+    /// Upstream error statuses, with what to do about the two that are the user's to fix.
+    fn status_error(&self, status: StatusCode, body: &[u8]) -> ApiError {
+        let text = String::from_utf8_lossy(&body[..body.len().min(500)])
+            .trim()
+            .to_string();
+        let label = self.label();
+        let message = match status.as_u16() {
+            403 => format!(
+                "{label} answered 403: the account's token is invalid or expired: run `ccr token refresh {}` (or re-import it with `ccr token import {}`) ({text})",
+                self.account, self.account
+            ),
+            400 if text.contains("Improperly formed request") => format!(
+                "{label} answered 400 Improperly formed request: CodeWhisperer rejected the shape of the converted request (very large histories and tool descriptions are common causes; try compacting the conversation) ({text})"
+            ),
+            code => format!("{label} answered {code}: {text}"),
+        };
+        ApiError::new(super::error_type_for_status(status), message).with_status(status)
+    }
+}
+
+impl Provider for CodeWhispererProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<Reply, ProviderError>> {
+        Box::pin(self.send_call(call))
+    }
+}
+
+/// A random UUID v4, for `conversationId` and the invocation id.
+fn uuid_v4() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let high = RandomState::new().hash_one(0u8);
+    let low = RandomState::new().hash_one(1u8);
+    let bytes =
+        ((u128::from(high) << 64) | u128::from(low)) & !(0xf000u128 << 64) & !(0xc000u128 << 48);
+    let bytes = bytes | (0x4000u128 << 64) | (0x8000u128 << 48);
+    let hex = format!("{bytes:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids_look_like_v4() {
+        let id = super::uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        assert_ne!(id, super::uuid_v4());
+    }
+}
