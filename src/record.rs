@@ -66,6 +66,8 @@ pub struct RequestRecord {
     pub scenario: Option<&'static str>,
     pub attempts: Vec<Attempt>,
     pub usage: Option<Usage>,
+    /// Credits the upstream charged (CodeWhisperer's metering), when it says.
+    pub credits: Option<f64>,
     pub timings: Timings,
 }
 

@@ -282,6 +282,7 @@ pub struct Fold {
     blocks: Vec<FoldBlock>,
     stop_reason: Option<StopReason>,
     started: bool,
+    credits: Option<f64>,
 }
 
 enum FoldBlock {
@@ -346,10 +347,10 @@ impl Fold {
                 self.usage = usage;
             }
             StreamEvent::Error(error) => return Err(error),
-            StreamEvent::BlockStop { .. }
-            | StreamEvent::MessageStop
-            | StreamEvent::Ping
-            | StreamEvent::Metering { .. } => {}
+            StreamEvent::Metering { credits } => {
+                self.credits = Some(self.credits.unwrap_or(0.0) + credits)
+            }
+            StreamEvent::BlockStop { .. } | StreamEvent::MessageStop | StreamEvent::Ping => {}
         }
         Ok(())
     }
@@ -357,6 +358,11 @@ impl Fold {
     /// The usage reported so far.
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+
+    /// Credits the upstream reported charging, if it did.
+    pub fn credits(&self) -> Option<f64> {
+        self.credits
     }
 
     /// The message as the API's JSON.

@@ -124,17 +124,21 @@ pub(crate) enum Source {
         framer: Option<WholeEvents>,
         ended: bool,
     },
-    /// Anthropic events from a converting provider, written as SSE. A `ping` goes out after
-    /// each `ping_every` of upstream silence so that idle timeouts downstream don't fire.
-    Events {
-        stream: EventStream,
-        writer: SseWriter,
-        usage: Option<Usage>,
-        ping: Pin<Box<Sleep>>,
-        ping_every: Duration,
-        /// How the stream ends once what was already written has gone out.
-        ending: Option<Step>,
-    },
+    /// Anthropic events from a converting provider, written as SSE.
+    Events(EventSource),
+}
+
+/// A converting provider's events on their way out as SSE. A `ping` goes out after each
+/// `ping_every` of upstream silence so that idle timeouts downstream don't fire.
+pub(crate) struct EventSource {
+    stream: EventStream,
+    writer: SseWriter,
+    usage: Option<Usage>,
+    credits: Option<f64>,
+    ping: Pin<Box<Sleep>>,
+    ping_every: Duration,
+    /// How the stream ends once what was already written has gone out.
+    ending: Option<Step>,
 }
 
 impl Source {
@@ -151,32 +155,44 @@ impl Source {
 
     pub fn events(first: StreamEvent, stream: EventStream, ping_every: Duration) -> Self {
         let mut writer = SseWriter::new();
-        let mut usage = None;
-        observe_usage(&first, &mut usage);
+        let (mut usage, mut credits) = (None, None);
+        observe_usage(&first, &mut usage, &mut credits);
         writer.write(&first);
-        Source::Events {
+        Source::Events(EventSource {
             stream,
             writer,
             usage,
+            credits,
             ping: Box::pin(tokio::time::sleep(ping_every)),
             ping_every,
             ending: None,
+        })
+    }
+
+    fn credits(&self) -> Option<f64> {
+        match self {
+            Source::Bytes { .. } => None,
+            Source::Events(events) => events.credits,
         }
     }
 
     fn usage(&self) -> Option<Usage> {
         match self {
             Source::Bytes { usage, .. } => usage.usage(),
-            Source::Events { usage, .. } => *usage,
+            Source::Events(events) => events.usage,
         }
     }
 }
 
-fn observe_usage(event: &StreamEvent, usage: &mut Option<Usage>) {
-    if let StreamEvent::MessageStart { usage: u, .. } | StreamEvent::MessageDelta { usage: u, .. } =
-        event
-    {
-        *usage = Some(*u);
+fn observe_usage(event: &StreamEvent, usage: &mut Option<Usage>, credits: &mut Option<f64>) {
+    match event {
+        StreamEvent::MessageStart { usage: u, .. } | StreamEvent::MessageDelta { usage: u, .. } => {
+            *usage = Some(*u);
+        }
+        StreamEvent::Metering { credits: charged } => {
+            *credits = Some(credits.unwrap_or(0.0) + charged)
+        }
+        _ => {}
     }
 }
 
@@ -253,14 +269,7 @@ impl ProxyBody {
                 framer,
                 ended,
             } => poll_bytes(first, stream, usage, framer, ended, cx),
-            Source::Events {
-                stream,
-                writer,
-                usage,
-                ping,
-                ping_every,
-                ending,
-            } => poll_events(stream, writer, usage, ping, *ping_every, ending, cx),
+            Source::Events(events) => events.poll(cx),
         };
         match step {
             Poll::Ready(Step::Data(bytes)) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
@@ -337,57 +346,63 @@ fn poll_bytes(
     }
 }
 
-/// Writes every event that is ready into one chunk, so a burst of small events is one write.
-fn poll_events(
-    stream: &mut EventStream,
-    writer: &mut SseWriter,
-    usage: &mut Option<Usage>,
-    ping: &mut Pin<Box<Sleep>>,
-    ping_every: Duration,
-    ending: &mut Option<Step>,
-    cx: &mut Context<'_>,
-) -> Poll<Step> {
-    if let Some(step) = ending.take() {
-        return Poll::Ready(step);
-    }
-    loop {
-        let end = match stream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(event))) => {
-                observe_usage(&event, usage);
-                writer.write(&event);
-                ping.as_mut()
-                    .reset(tokio::time::Instant::now() + ping_every);
-                match event {
-                    StreamEvent::Error(error) => Step::EndedWithError(error.message),
-                    _ => continue,
-                }
-            }
-            Poll::Ready(Some(Err(error))) => Step::Failed(error.to_api_error()),
-            Poll::Ready(None) => Step::End,
-            Poll::Pending => {
-                if writer.is_empty() && ping.as_mut().poll(cx).is_ready() {
-                    writer.write(&StreamEvent::Ping);
+impl EventSource {
+    /// Writes every event that is ready into one chunk, so a burst of small events is one
+    /// write.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        let EventSource {
+            stream,
+            writer,
+            usage,
+            credits,
+            ping,
+            ping_every,
+            ending,
+        } = self;
+        let ping_every = *ping_every;
+        if let Some(step) = ending.take() {
+            return Poll::Ready(step);
+        }
+        loop {
+            let end = match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) => {
+                    observe_usage(&event, usage, credits);
+                    writer.write(&event);
                     ping.as_mut()
                         .reset(tokio::time::Instant::now() + ping_every);
+                    match event {
+                        StreamEvent::Error(error) => Step::EndedWithError(error.message),
+                        _ => continue,
+                    }
                 }
-                return match writer.is_empty() {
-                    true => Poll::Pending,
-                    false => Poll::Ready(Step::Data(writer.take())),
-                };
+                Poll::Ready(Some(Err(error))) => Step::Failed(error.to_api_error()),
+                Poll::Ready(None) => Step::End,
+                Poll::Pending => {
+                    if writer.is_empty() && ping.as_mut().poll(cx).is_ready() {
+                        writer.write(&StreamEvent::Ping);
+                        ping.as_mut()
+                            .reset(tokio::time::Instant::now() + ping_every);
+                    }
+                    return match writer.is_empty() {
+                        true => Poll::Pending,
+                        false => Poll::Ready(Step::Data(writer.take())),
+                    };
+                }
+            };
+            // The stream is over: send what is written first, then end.
+            if writer.is_empty() {
+                return Poll::Ready(end);
             }
-        };
-        // The stream is over: send what is written first, then end.
-        if writer.is_empty() {
-            return Poll::Ready(end);
+            *ending = Some(end);
+            return Poll::Ready(Step::Data(writer.take()));
         }
-        *ending = Some(end);
-        return Poll::Ready(Step::Data(writer.take()));
     }
 }
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
-        if let Some(pending) = self.pending.take() {
+        if let Some(mut pending) = self.pending.take() {
+            pending.record.credits = self.source.credits();
             pending.finish(self.outcome, self.source.usage());
         }
     }

@@ -33,6 +33,7 @@ enum Started {
         headers: HeaderMap,
         message: Bytes,
         usage: Usage,
+        credits: Option<f64>,
     },
 }
 
@@ -248,7 +249,7 @@ async fn try_candidate(
                     return Err(refused(label, reply.headers, error));
                 }
             }
-            let usage = fold.usage();
+            let (usage, credits) = (fold.usage(), fold.credits());
             let message = fold
                 .finish()
                 .map_err(|error| refused(label, reply.headers.clone(), error))?;
@@ -261,6 +262,7 @@ async fn try_candidate(
                 headers,
                 message,
                 usage,
+                credits,
             })
         }
     }
@@ -342,8 +344,10 @@ fn respond(
             headers,
             message,
             usage,
+            credits,
         } => {
             pending.record.timings.overhead = overhead_before;
+            pending.record.credits = credits;
             pending.finish(Outcome::Completed, Some(usage));
             let mut response = Response::new(ResponseBody::full(message));
             *response.headers_mut() = headers;

@@ -143,6 +143,7 @@ async fn messages(
             scenario: None,
             attempts: Vec::new(),
             usage: None,
+            credits: None,
             timings: Timings::default(),
         },
         received,

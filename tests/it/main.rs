@@ -1,6 +1,7 @@
 //! ccr's integration tests: one test binary, real HTTP over loopback.
 
 mod cli;
+mod codewhisperer;
 mod config;
 mod estimate;
 mod openai;

@@ -47,6 +47,13 @@ pub enum Reply {
     CutAfter { before: String },
     /// Nothing for `delay`, then the reply.
     Delayed { delay: Duration, then: Box<Reply> },
+    /// `200 application/vnd.amazon.eventstream`: each chunk its own write (a millisecond
+    /// apart), or one byte per write; `cut` then breaks the connection instead of ending.
+    Binary {
+        chunks: Vec<Vec<u8>>,
+        byte_per_write: bool,
+        cut: bool,
+    },
 }
 
 /// One request as the mock received it.
@@ -208,6 +215,36 @@ async fn respond(reply: Reply) -> Response<MockBody> {
             release.notified().await;
             Box::pin(respond(*then)).await
         }
+        Reply::Binary {
+            chunks,
+            byte_per_write,
+            cut,
+        } => {
+            let (tx, body_out) = channel_body();
+            tokio::spawn(async move {
+                let writes: Vec<Vec<u8>> = match byte_per_write {
+                    true => chunks.concat().into_iter().map(|b| vec![b]).collect(),
+                    false => chunks,
+                };
+                for write in writes {
+                    if tx.send(Ok(Bytes::from(write))).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                if cut {
+                    let _ = tx
+                        .send(Err(std::io::Error::other("mock cuts the connection")))
+                        .await;
+                }
+            });
+            let mut response = Response::new(body_out);
+            response.headers_mut().insert(
+                "content-type",
+                "application/vnd.amazon.eventstream".parse().unwrap(),
+            );
+            response
+        }
         Reply::Delayed { delay, then } => {
             tokio::time::sleep(delay).await;
             Box::pin(respond(*then)).await
@@ -308,5 +345,43 @@ pub fn openai_stream(chunks: &[serde_json::Value]) -> String {
         out.push_str("\n\n");
     }
     out.push_str("data: [DONE]\n\n");
+    out
+}
+
+/// One CodeWhisperer event frame, encoded with AWS's own codec.
+pub fn cw_event(event_type: &str, payload: serde_json::Value) -> Vec<u8> {
+    cw_frame(
+        &[
+            (":message-type", "event"),
+            (":event-type", event_type),
+            (":content-type", "application/json"),
+        ],
+        &payload.to_string(),
+    )
+}
+
+/// A CodeWhisperer exception frame.
+pub fn cw_exception(exception_type: &str, message: &str) -> Vec<u8> {
+    let payload = serde_json::json!({ "message": message }).to_string();
+    cw_frame(
+        &[
+            (":message-type", "exception"),
+            (":exception-type", exception_type),
+        ],
+        &payload,
+    )
+}
+
+fn cw_frame(headers: &[(&str, &str)], payload: &str) -> Vec<u8> {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let mut message = Message::new(payload.as_bytes().to_vec());
+    for (name, value) in headers {
+        message = message.add_header(Header::new(
+            name.to_string(),
+            HeaderValue::String(value.to_string().into()),
+        ));
+    }
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut out).unwrap();
     out
 }
