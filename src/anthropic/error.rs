@@ -51,6 +51,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: ErrorType,
     pub message: String,
+    /// How long the upstream that caused this is out, when the provider knows better than
+    /// the defaults (an exhausted quota): routing blacklists it that long. Never sent.
+    pub upstream_out_for: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -59,6 +62,7 @@ impl ApiError {
             status: kind.default_status(),
             kind,
             message: message.into(),
+            upstream_out_for: None,
         }
     }
 

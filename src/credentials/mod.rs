@@ -121,7 +121,25 @@ impl FileStore {
 
 fn read_token(path: &Path) -> Result<Arc<Token>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    if readable_by_others(path) {
+        tracing::warn!(
+            "{} holds a CodeWhisperer token and is readable by group or others: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
     Token::from_json(&text).map(Arc::new)
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
 }
 
 impl TokenSource for FileStore {

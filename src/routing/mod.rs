@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::anthropic::MessagesRequest;
+use crate::anthropic::{ApiError, MessagesRequest};
 use crate::config::{Config, RouterConfig, Strategy};
 use crate::providers::{self, BuildError, ProviderError};
 
@@ -286,9 +286,18 @@ fn error_kind(error: &ProviderError) -> Kind {
     }
 }
 
-/// The upstream's `Retry-After` in seconds (an HTTP date is treated as absent).
+/// How long the upstream asks to be left alone: its `Retry-After` in seconds (an HTTP date
+/// is treated as absent), or what the provider knows (an exhausted quota).
 fn retry_after(error: &ProviderError) -> Option<Duration> {
     let headers = match error {
+        ProviderError::Api {
+            error:
+                ApiError {
+                    upstream_out_for: Some(out_for),
+                    ..
+                },
+            ..
+        } => return Some(*out_for),
         ProviderError::Status { headers, .. } | ProviderError::Api { headers, .. } => headers,
         _ => return None,
     };

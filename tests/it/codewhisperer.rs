@@ -442,3 +442,63 @@ async fn the_claude_code_fixture_converts_and_streams_back() {
     assert!(tools.len() >= 20, "{}", tools.len());
     ccr.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_exhausted_quota_sends_its_account_out_for_long() {
+    let clock = std::sync::Arc::new(ccr::routing::ManualClock::default());
+    let creds = credentials(&[
+        ("work", "token-work", "social"),
+        ("home", "token-home", "social"),
+    ]);
+    let ok = Reply::Binary {
+        chunks: vec![cw_event("assistantResponseEvent", json!({"content": "hi"}))],
+        byte_per_write: false,
+        cut: false,
+    };
+    let upstream = MockUpstream::start(ok).await;
+    upstream.then(Reply::Binary {
+        chunks: vec![cw_exception(
+            "ServiceQuotaExceededException",
+            "You have reached the limit for this month.",
+        )],
+        byte_per_write: false,
+        cut: false,
+    });
+    let yaml = with_router(
+        &config(&upstream.base_url(), &["work", "home"], &creds),
+        "backoff: 5ms",
+    );
+    let ccr = Ccr::start_with_clock(&yaml, Some(clock.clone())).await;
+    let first = messages_request(&ccr, body(true)).send().await.unwrap();
+    assert_eq!(
+        first.headers()["x-ccr-attempts"],
+        "2",
+        "the quota error fails over"
+    );
+    check_stream(&first.text().await.unwrap());
+    let received = upstream.received();
+    let (spent, other) = (
+        received[0].headers["authorization"].clone(),
+        received[1].headers["authorization"].clone(),
+    );
+    // Ten minutes later (a plain 429 would be back after 60 s) the spent account still sits out.
+    clock.advance(Duration::from_secs(600));
+    for _ in 0..3 {
+        check_stream(
+            &messages_request(&ccr, body(true))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        upstream.received()[2..]
+            .iter()
+            .all(|r| r.headers["authorization"] == other),
+        "{spent:?} stays out"
+    );
+    ccr.shutdown().await;
+}

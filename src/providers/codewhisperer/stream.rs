@@ -12,6 +12,9 @@ use crate::anthropic::{ApiError, ErrorType, Usage, ids};
 
 /// The context window `contextUsagePercentage` is a share of.
 const CONTEXT_WINDOW_TOKENS: f64 = 200_000.0;
+/// An account whose monthly quota is used up stays out this long: trying it again sooner
+/// only spends another attempt.
+const QUOTA_EXHAUSTED_OUT_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Shorter fragments may legitimately repeat ("\n", " ") and are never deduplicated.
 const MIN_DEDUP_CHARS: usize = 4;
 
@@ -154,9 +157,12 @@ impl Converter {
                     .and_then(|b| b.message)
                     .unwrap_or_default();
                 let (error_type, status) = exception_error(kind);
-                let error =
+                let mut error =
                     ApiError::new(error_type, format!("{}: {kind}: {detail}", self.provider))
                         .with_status(status);
+                if kind.contains("ServiceQuotaExceeded") {
+                    error.upstream_out_for = Some(QUOTA_EXHAUSTED_OUT_FOR);
+                }
                 self.done = true;
                 out.push(StreamEvent::Error(error));
                 return;
