@@ -77,16 +77,46 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 }
 
-/// `credentials:` — where CodeWhisperer tokens are kept.
+/// `credentials:` — where CodeWhisperer tokens are kept, and who refreshes them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CredentialsConfig {
-    /// A directory of `<account>.json` files (mode 0600); default `<data dir>/credentials`.
+    pub store: StoreKind,
+    /// For `store: file`: a directory of `<account>.json` files (mode 0600); default
+    /// `<data dir>/credentials`.
     pub dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The OS keyring (Secret Service, Keychain, Credential Manager).
+    #[default]
+    Keyring,
+    /// 0600 JSON files, for machines without a keyring; never chosen silently.
+    File,
+}
+
 impl Config {
-    /// Where CodeWhisperer token files live.
+    /// The store CodeWhisperer tokens are read from and written to.
+    pub fn credential_store(&self) -> std::sync::Arc<dyn crate::credentials::Store> {
+        match self.credentials.store {
+            StoreKind::Keyring => std::sync::Arc::new(crate::credentials::KeyringStore),
+            StoreKind::File => {
+                std::sync::Arc::new(crate::credentials::FileStore::new(&self.credentials_dir()))
+            }
+        }
+    }
+
+    /// The data directory, falling back to the current one when no home is known.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| data_dir(None))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Where CodeWhisperer token files live with `store: file`.
     pub fn credentials_dir(&self) -> PathBuf {
         self.credentials.dir.clone().unwrap_or_else(|| {
             self.data_dir

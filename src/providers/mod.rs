@@ -235,8 +235,8 @@ pub enum BuildError {
 
 /// What building a provider needs beside its own config entry.
 pub struct BuildContext {
-    /// Where CodeWhisperer token files live.
-    pub credentials_dir: std::path::PathBuf,
+    /// Where CodeWhisperer tokens are kept.
+    pub store: Arc<dyn crate::credentials::Store>,
 }
 
 /// A provider and the label its target goes by (`deepseek#2`).
@@ -263,8 +263,7 @@ fn build_one(
 ) -> Result<Arc<dyn Provider>, BuildError> {
     match config.kind {
         ProviderKind::Codewhisperer => {
-            let store =
-                crate::credentials::FileStore::load(&context.credentials_dir, &config.accounts);
+            let store = crate::credentials::Loaded::load(&*context.store, &config.accounts);
             Ok(Arc::new(codewhisperer::CodeWhispererProvider::new(
                 name,
                 config,

@@ -92,7 +92,7 @@ impl Router {
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, BuildError> {
         let mut upstreams: HashMap<String, Vec<Arc<Upstream>>> = HashMap::new();
         let context = providers::BuildContext {
-            credentials_dir: config.credentials_dir(),
+            store: config.credential_store(),
         };
         for (name, provider_config) in &config.providers {
             let built = providers::build(name, provider_config, &context)?;

@@ -23,7 +23,7 @@ fn credentials(accounts: &[(&str, &str, &str)]) -> tempfile::TempDir {
 
 fn config(base_url: &str, accounts: &[&str], credentials: &tempfile::TempDir) -> String {
     format!(
-        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  kiro: {{ type: codewhisperer, base_url: \"{base_url}\", accounts: [{}] }}\nroutes:\n  default: [kiro/*]\ncredentials: {{ dir: \"{}\" }}\n",
+        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  kiro: {{ type: codewhisperer, base_url: \"{base_url}\", accounts: [{}] }}\nroutes:\n  default: [kiro/*]\ncredentials: {{ store: file, dir: \"{}\" }}\n",
         accounts.join(", "),
         credentials.path().display()
     )
@@ -337,7 +337,10 @@ async fn an_account_without_credentials_is_a_clear_error() {
     let (status, _, message) =
         anthropic_error(messages_request(&ccr, body(true)).send().await.unwrap()).await;
     assert_eq!(status, 401);
-    assert!(message.contains("ccr token import nobody"), "{message}");
+    assert!(
+        message.contains("ccr token import --name nobody"),
+        "{message}"
+    );
     assert!(upstream.received().is_empty());
     ccr.shutdown().await;
 }

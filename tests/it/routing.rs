@@ -143,7 +143,7 @@ fn pool(strategy: Strategy, weights: &[u32]) -> Arc<Pool> {
     )
     .unwrap();
     let context = ccr::providers::BuildContext {
-        credentials_dir: std::env::temp_dir(),
+        store: Arc::new(ccr::credentials::FileStore::new(&std::env::temp_dir())),
     };
     let provider = ccr::providers::build("a", &config.providers["a"], &context)
         .unwrap()

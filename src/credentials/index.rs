@@ -1,0 +1,99 @@
+//! The non-secret index of accounts in the data directory: a keyring cannot list its
+//! entries, and `ccr token list` should not need to unlock it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CredentialsError, Token};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEntry {
+    pub auth_method: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub last_refresh: Option<String>,
+    /// `ok`, or why the account cannot be used (a rejected refresh token).
+    pub status: String,
+}
+
+impl AccountEntry {
+    pub fn for_token(token: &Token) -> Self {
+        AccountEntry {
+            auth_method: token.auth_method.as_str().to_string(),
+            expires_at: token.expires_at.clone(),
+            last_refresh: None,
+            status: "ok".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Index {
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountEntry>,
+}
+
+impl Index {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("accounts.json")
+    }
+
+    pub fn load(data_dir: &Path) -> Result<Index, CredentialsError> {
+        let path = Index::path(data_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| CredentialsError::Unreadable {
+                account: "(index)".into(),
+                place: path.display().to_string(),
+                detail: format!("{e}: fix or delete the file, then import the accounts again"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(CredentialsError::Unreadable {
+                account: "(index)".into(),
+                place: path.display().to_string(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn save(&self, data_dir: &Path) -> Result<(), CredentialsError> {
+        let path = Index::path(data_dir);
+        let unwritable = |detail: String| CredentialsError::Unwritable {
+            account: "(index)".into(),
+            place: path.display().to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| unwritable(e.to_string()))?;
+        let temp = data_dir.join(".accounts.json.tmp");
+        let text = serde_json::to_string_pretty(self).expect("the index serializes");
+        std::fs::write(&temp, text).map_err(|e| unwritable(e.to_string()))?;
+        std::fs::rename(&temp, &path).map_err(|e| unwritable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_round_trips_and_holds_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Index::load(dir.path()).unwrap().accounts.is_empty());
+        let token = Token::from_json(r#"{"accessToken":"sekrit","refreshToken":"sekrit2","expiresAt":"2026-01-01T00:00:00Z"}"#).unwrap();
+        let mut index = Index::default();
+        index
+            .accounts
+            .insert("work".into(), AccountEntry::for_token(&token));
+        index.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(Index::path(dir.path())).unwrap();
+        assert!(!text.contains("sekrit"));
+        assert_eq!(
+            Index::load(dir.path()).unwrap().accounts["work"]
+                .expires_at
+                .as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+    }
+}

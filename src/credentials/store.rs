@@ -1,0 +1,212 @@
+//! Where tokens are kept: the OS keyring (one entry per account, service `ccr`, user
+//! `codewhisperer:<name>`) or, chosen explicitly, a 0600 JSON file per account.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{CredentialsError, Token};
+
+/// A place tokens live. Calls may block (a keyring talks to another process): async code
+/// calls them from `spawn_blocking`.
+pub trait Store: Send + Sync {
+    fn load(&self, account: &str) -> Result<Option<Token>, CredentialsError>;
+    fn save(&self, account: &str, token: &Token) -> Result<(), CredentialsError>;
+    /// Returns whether there was an entry to remove.
+    fn remove(&self, account: &str) -> Result<bool, CredentialsError>;
+    /// Where the tokens are, for messages.
+    fn describe(&self) -> String;
+}
+
+/// `<dir>/<account>.json`, created with mode 0600 and replaced atomically.
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(dir: &Path) -> Self {
+        FileStore {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self, account: &str) -> PathBuf {
+        self.dir.join(format!("{account}.json"))
+    }
+
+    fn unwritable(&self, account: &str, detail: impl std::fmt::Display) -> CredentialsError {
+        CredentialsError::Unwritable {
+            account: account.to_string(),
+            place: self.path(account).display().to_string(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl Store for FileStore {
+    fn load(&self, account: &str) -> Result<Option<Token>, CredentialsError> {
+        let path = self.path(account);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CredentialsError::Unreadable {
+                    account: account.to_string(),
+                    place: path.display().to_string(),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        if readable_by_others(&path) {
+            tracing::warn!(
+                "{} holds a CodeWhisperer token and is readable by group or others: run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        Token::from_json(&text)
+            .map(Some)
+            .map_err(|detail| CredentialsError::Unreadable {
+                account: account.to_string(),
+                place: path.display().to_string(),
+                detail,
+            })
+    }
+
+    fn save(&self, account: &str, token: &Token) -> Result<(), CredentialsError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.unwritable(account, e))?;
+        let path = self.path(account);
+        let temp = self.dir.join(format!(".{account}.json.tmp"));
+        let mut file = create_private(&temp).map_err(|e| self.unwritable(account, e))?;
+        file.write_all(token.to_json().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| self.unwritable(account, e))?;
+        std::fs::rename(&temp, &path).map_err(|e| self.unwritable(account, e))
+    }
+
+    fn remove(&self, account: &str) -> Result<bool, CredentialsError> {
+        match std::fs::remove_file(self.path(account)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.unwritable(account, e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("files in {}", self.dir.display())
+    }
+}
+
+/// Creates (or truncates) a file only its owner can read.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode through open(); make sure.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
+}
+
+/// The OS keyring through the `keyring` crate, with the platform's native store compiled in
+/// (see Cargo.toml: no feature, no build, rather than keyring's silent in-memory mock).
+pub struct KeyringStore;
+
+const SERVICE: &str = "ccr";
+
+impl KeyringStore {
+    fn entry(account: &str) -> Result<keyring::Entry, CredentialsError> {
+        keyring::Entry::new(SERVICE, &format!("codewhisperer:{account}")).map_err(keyring_error)
+    }
+}
+
+fn keyring_error(error: keyring::Error) -> CredentialsError {
+    CredentialsError::NoKeyring {
+        detail: error.to_string(),
+    }
+}
+
+impl Store for KeyringStore {
+    fn load(&self, account: &str) -> Result<Option<Token>, CredentialsError> {
+        match KeyringStore::entry(account)?.get_password() {
+            Ok(text) => {
+                Token::from_json(&text)
+                    .map(Some)
+                    .map_err(|detail| CredentialsError::Unreadable {
+                        account: account.to_string(),
+                        place: self.describe(),
+                        detail,
+                    })
+            }
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(error) => Err(keyring_error(error)),
+        }
+    }
+
+    fn save(&self, account: &str, token: &Token) -> Result<(), CredentialsError> {
+        KeyringStore::entry(account)?
+            .set_password(&token.to_json())
+            .map_err(keyring_error)
+    }
+
+    fn remove(&self, account: &str) -> Result<bool, CredentialsError> {
+        match KeyringStore::entry(account)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(error) => Err(keyring_error(error)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        "the OS keyring (service `ccr`)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_store_writes_private_files_and_removes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(&dir.path().join("credentials"));
+        assert!(store.load("work").unwrap().is_none());
+        let token =
+            Token::from_json(r#"{"accessToken":"a1","refreshToken":"r1","authMethod":"social"}"#)
+                .unwrap();
+        store.save("work", &token).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(store.path("work"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(
+            store.load("work").unwrap().unwrap().access_token.expose(),
+            "a1"
+        );
+        assert!(store.remove("work").unwrap());
+        assert!(!store.remove("work").unwrap());
+    }
+}
