@@ -2,6 +2,7 @@
 //! Each subcommand lives in its own file as a thin layer over the `ccr` library.
 
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the proxy server
     Serve(serve::Args),
+    /// Manage CodeWhisperer (Kiro) accounts: import, list, remove
+    Token(token::Args),
 }
 
 /// A failure to report, with the exit code it maps to.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(cli.config, cli.data_dir, args),
+        Command::Token(args) => token::run(cli.config, cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! a 0600 file per account chosen explicitly), a non-secret index of the accounts beside it,
 //! and the interface providers read tokens through.
 
+pub mod accounts;
 pub mod index;
 pub mod store;
 

@@ -9,3 +9,4 @@ mod passthrough;
 mod routing;
 mod server;
 mod support;
+mod token;

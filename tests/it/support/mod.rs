@@ -1,6 +1,7 @@
 //! Test harness: a mock upstream, ccr in-process or as the real binary, and a client.
 
 pub mod mock_upstream;
+pub mod secret_service;
 pub mod stream_checker;
 
 use std::collections::HashMap;
@@ -250,9 +251,21 @@ pub fn ccr_command(home: &Path) -> Command {
 impl CcrProcess {
     /// Starts `ccr serve --port 0 <args>` and waits for its `listening on` line.
     pub async fn serve(config: Option<&str>, args: &[&str]) -> CcrProcess {
+        CcrProcess::serve_with_env(config, args, &[]).await
+    }
+
+    /// Like [`CcrProcess::serve`], with extra environment variables.
+    pub async fn serve_with_env(
+        config: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> CcrProcess {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = ccr_command(home.path());
         cmd.arg("serve").arg("--port").arg("0").args(args);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
         if let Some(yaml) = config {
             let path = home.path().join("ccr.yaml");
             std::fs::write(&path, yaml).unwrap();

@@ -1,0 +1,162 @@
+//! `ccr token`: CodeWhisperer accounts in the configured store (the OS keyring unless the
+//! config says `credentials.store: file`). Never prints a token.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use comfy_table::{Table, presets};
+
+use crate::Failure;
+use ccr::config::{self, Config, Overrides};
+use ccr::credentials::accounts::{self, Listed};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Import Kiro's token file as an account
+    Import {
+        /// Kiro's token file (default: ~/.aws/sso/cache/kiro-auth-token.json)
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+        /// The account name, as `accounts:` in the config names it
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List accounts with their expiry and status (never a token)
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account from the store
+    Remove {
+        /// The account name
+        name: String,
+    },
+}
+
+pub fn run(
+    config_path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    args: Args,
+) -> Result<(), Failure> {
+    let config = load_config(config_path, data_dir)?;
+    let store = config.credential_store();
+    let data_dir = config.data_dir();
+    match args.command {
+        Command::Import { from, name } => {
+            check_name(&name)?;
+            let from = from
+                .or_else(accounts::default_kiro_token_path)
+                .context("no home directory to find Kiro's token file in: pass --from")
+                .map_err(Failure::config)?;
+            let entry = accounts::import(&*store, &data_dir, &from, &name)
+                .with_context(|| format!("cannot import account `{name}`"))?;
+            if std::io::stdout().is_terminal() {
+                println!(
+                    "imported `{name}` ({} login) into {}",
+                    entry.auth_method,
+                    store.describe()
+                );
+            }
+            Ok(())
+        }
+        Command::List { json } => {
+            let listed =
+                accounts::list(&data_dir, SystemTime::now()).context("cannot list accounts")?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&listed).context("cannot write JSON")?
+                );
+            } else {
+                println!("{}", table(&listed));
+            }
+            Ok(())
+        }
+        Command::Remove { name } => {
+            let removed = accounts::remove(&*store, &data_dir, &name)
+                .with_context(|| format!("cannot remove account `{name}`"))?;
+            if !removed {
+                return Err(Failure::from(anyhow::anyhow!(
+                    "there is no account `{name}`: `ccr token list` shows them"
+                )));
+            }
+            if std::io::stdout().is_terminal() {
+                println!("removed `{name}`");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_config(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Config, Failure> {
+    let explicit = config_path.is_some();
+    let path = config_path.or_else(config::default_path);
+    let overrides = Overrides {
+        data_dir,
+        ..Overrides::default()
+    };
+    Ok(config::load(path.as_deref(), explicit, &overrides)
+        .map_err(Failure::config)?
+        .config)
+}
+
+fn check_name(name: &str) -> Result<(), Failure> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Failure::config(anyhow::anyhow!(
+            "`{name}` is not an account name: use letters, digits, `-` and `_`"
+        )));
+    }
+    Ok(())
+}
+
+/// The accounts as a table sized to the terminal, with ASCII borders when piped.
+fn table(listed: &[Listed]) -> Table {
+    let mut table = Table::new();
+    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    table.load_style(if std::io::stdout().is_terminal() {
+        presets::UTF8_FULL
+    } else {
+        presets::ASCII_FULL
+    });
+    table.set_header(["name", "auth", "expires in", "last refresh", "status"]);
+    for account in listed {
+        table.add_row([
+            account.name.clone(),
+            account.auth_method.clone(),
+            account
+                .expires_in_secs
+                .map_or_else(|| "unknown".into(), expires_in),
+            account
+                .last_refresh
+                .clone()
+                .unwrap_or_else(|| "never".into()),
+            account.status.clone(),
+        ]);
+    }
+    table
+}
+
+fn expires_in(seconds: i64) -> String {
+    let span = |s: i64| {
+        humantime::format_duration(std::time::Duration::from_secs(s.unsigned_abs() / 60 * 60))
+            .to_string()
+    };
+    match seconds {
+        s if s < 0 => format!("expired {} ago", span(s)),
+        s if s < 60 => "under a minute".into(),
+        s => span(s),
+    }
+}
