@@ -39,7 +39,8 @@ enum Command {
 /// A failure to report, with the exit code it maps to.
 pub struct Failure {
     code: u8,
-    error: anyhow::Error,
+    /// `None` when the failure was already reported.
+    error: Option<anyhow::Error>,
 }
 
 impl Failure {
@@ -47,14 +48,22 @@ impl Failure {
     pub fn config(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: 2,
-            error: error.into(),
+            error: Some(error.into()),
         }
+    }
+
+    /// A failure already reported on stderr, exiting with `code`.
+    pub fn quiet(code: u8) -> Self {
+        Failure { code, error: None }
     }
 }
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
-        Failure { code: 1, error }
+        Failure {
+            code: 1,
+            error: Some(error),
+        }
     }
 }
 
@@ -67,7 +76,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            report(&failure.error);
+            if let Some(error) = &failure.error {
+                report(error);
+            }
             ExitCode::from(failure.code)
         }
     }

@@ -11,6 +11,7 @@ use comfy_table::{Table, presets};
 use crate::Failure;
 use ccr::config::{self, Config, Overrides};
 use ccr::credentials::accounts::{self, Listed};
+use ccr::credentials::refresh;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +33,20 @@ enum Command {
     /// List accounts with their expiry and status (never a token)
     List {
         /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refresh accounts' tokens and store them (for scripts and cron: quiet when piped)
+    Refresh {
+        /// Accounts to refresh
+        names: Vec<String>,
+        /// Refresh every imported account
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Only accounts whose token expires within this long (e.g. `10m`)
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        if_expiring_within: Option<std::time::Duration>,
+        /// Print the outcome of each account as JSON
         #[arg(long)]
         json: bool,
     },
@@ -81,6 +96,35 @@ pub fn run(
             }
             Ok(())
         }
+        Command::Refresh {
+            names,
+            all,
+            if_expiring_within,
+            json,
+        } => {
+            let names = match (all, names.is_empty()) {
+                (true, _) | (false, true) => accounts::list(&data_dir, SystemTime::now())
+                    .context("cannot list accounts")?
+                    .into_iter()
+                    .map(|a| a.name)
+                    .collect(),
+                (false, false) => names,
+            };
+            if names.is_empty() {
+                return Err(Failure::from(anyhow::anyhow!(
+                    "no accounts to refresh: import one with `ccr token import`"
+                )));
+            }
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let outcomes = runtime.block_on(refresh::refresh_many(
+                &config,
+                store,
+                &names,
+                if_expiring_within,
+            ));
+            report_refresh(&outcomes, json)
+        }
         Command::Remove { name } => {
             let removed = accounts::remove(&*store, &data_dir, &name)
                 .with_context(|| format!("cannot remove account `{name}`"))?;
@@ -95,6 +139,36 @@ pub fn run(
             Ok(())
         }
     }
+}
+
+/// A terminal gets one line per account; a pipe gets nothing on success and errors on
+/// stderr; `--json` prints every outcome to stdout. Any failure is exit code 1.
+fn report_refresh(outcomes: &[refresh::Outcome], json: bool) -> Result<(), Failure> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(outcomes).context("cannot write JSON")?
+        );
+    }
+    let terminal = std::io::stdout().is_terminal();
+    for outcome in outcomes {
+        match (&outcome.error, terminal && !json) {
+            (Some(error), _) => eprintln!("error: {error}"),
+            (None, true) => println!(
+                "{}: {} (expires {})",
+                outcome.name,
+                outcome.result,
+                outcome.expires_at.as_deref().unwrap_or("unknown")
+            ),
+            (None, false) => {}
+        }
+    }
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if failed > 0 {
+        // Already reported line by line; the exit code says it to scripts.
+        return Err(Failure::quiet(1));
+    }
+    Ok(())
 }
 
 fn load_config(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Config, Failure> {

@@ -116,6 +116,24 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
+    /// The refresh endpoints for `account`: from the codewhisperer provider that lists it,
+    /// else the real ones.
+    pub fn refresh_endpoints(&self, account: &str) -> crate::credentials::refresh::Endpoints {
+        let mut endpoints = crate::credentials::refresh::Endpoints::default();
+        let provider = self.providers.values().find(|p| {
+            p.kind == ProviderKind::Codewhisperer && p.accounts.iter().any(|a| a == account)
+        });
+        if let Some(provider) = provider {
+            if let Some(url) = &provider.refresh_url {
+                endpoints.social = url.0.to_string();
+            }
+            if let Some(url) = &provider.idc_refresh_url {
+                endpoints.idc.clone_from(&url.0);
+            }
+        }
+        endpoints
+    }
+
     /// Where CodeWhisperer token files live with `store: file`.
     pub fn credentials_dir(&self) -> PathBuf {
         self.credentials.dir.clone().unwrap_or_else(|| {
@@ -216,6 +234,12 @@ pub struct ProviderConfig {
     /// `codewhisperer`: client model name → CodeWhisperer model id, over the known defaults.
     #[serde(default)]
     pub model_ids: BTreeMap<String, String>,
+    /// `codewhisperer`: where social (GitHub/Google) logins refresh their token.
+    #[serde(default)]
+    pub refresh_url: Option<HttpUrl>,
+    /// `codewhisperer`: where IdC logins refresh; `{region}` is the token's region.
+    #[serde(default)]
+    pub idc_refresh_url: Option<ConfigString>,
 }
 
 /// What ccr needs to know about one upstream model of a converting provider.

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod index;
+pub mod refresh;
 pub mod store;
 
 use std::collections::HashMap;

@@ -275,6 +275,11 @@ fn build_one(
     }
 }
 
+/// A client for ccr's own calls (token refresh), with the default timeouts.
+pub fn plain_client() -> Result<reqwest::Client, BuildError> {
+    http_client("ccr", &UpstreamTimeouts::default())
+}
+
 /// A pooled client for one provider: keep-alive, `TCP_NODELAY`, HTTP/2 where offered, and
 /// the connect timeout. First-byte and idle timeouts are applied per call by the provider.
 pub(crate) fn http_client(

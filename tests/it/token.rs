@@ -182,3 +182,99 @@ async fn without_a_reachable_keyring_the_error_names_the_file_store() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("credentials.store: file"), "{stderr}");
 }
+
+fn refresh_config(mock: &crate::support::mock_refresh::MockRefresh) -> String {
+    format!(
+        "credentials: {{ store: file }}\nproviders:\n  kiro: {{ type: codewhisperer, accounts: [work, corp], refresh_url: \"{}\", idc_refresh_url: \"{}\" }}\nroutes: {{ default: [kiro/*] }}\n",
+        mock.social_url(),
+        mock.idc_url()
+    )
+}
+
+#[tokio::test]
+async fn refresh_social_and_idc_rotates_tokens_and_a_revoked_one_says_to_reimport() {
+    let mock = crate::support::mock_refresh::MockRefresh::start(&[REFRESH], 3600).await;
+    let (_config_dir, config) = temp_config(&refresh_config(&mock));
+    let config = config.to_str().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    for (name, method) in [("work", "social"), ("corp", "IdC")] {
+        let (_kiro, from) = kiro_files(method);
+        let (code, _, stderr) = ccr(
+            &["token", "import", "--from", &from, "--name", name],
+            config,
+            data_dir,
+            &[],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+
+    // Far from expiry: nothing to do.
+    let (code, stdout, _) = ccr(
+        &["token", "refresh", "--all", "--if-expiring-within", "10m"],
+        config,
+        data_dir,
+        &[],
+    )
+    .await;
+    assert_eq!((code, stdout.as_str(), mock.calls()), (Some(0), "", 0));
+
+    // Both share the refresh token the mock accepts once: work (social) rotates it first,
+    // so corp's (IdC) copy is then spent, as after a rotation elsewhere.
+    let (code, stdout, stderr) = ccr(
+        &["token", "refresh", "work", "--json"],
+        config,
+        data_dir,
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_no_secret(&stdout);
+    let outcomes: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcomes[0]["result"], "refreshed");
+    let stored = std::fs::read_to_string(data.path().join("credentials/work.json")).unwrap();
+    assert!(
+        stored.contains("aoa-fresh-1") && stored.contains("aor-rotated-1"),
+        "written back"
+    );
+
+    let (code, stdout, stderr) = ccr(&["token", "refresh", "corp"], config, data_dir, &[]).await;
+    assert_eq!(code, Some(1), "a rejected refresh is a failure");
+    assert!(stdout.is_empty(), "piped: errors only on stderr");
+    assert!(stderr.contains("ccr token import --name corp"), "{stderr}");
+    let (_, listed, _) = ccr(&["token", "list", "--json"], config, data_dir, &[]).await;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let corp = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "corp")
+        .unwrap();
+    assert!(
+        corp["status"].as_str().unwrap().starts_with("dead"),
+        "{corp}"
+    );
+    assert_eq!(mock.calls(), 2);
+
+    // The rotated token refreshes again (IdC path with the client id and secret).
+    let mock_idc = crate::support::mock_refresh::MockRefresh::start(&[REFRESH], 3600).await;
+    let (_c, idc_config) = temp_config(&refresh_config(&mock_idc));
+    let (_kiro, from) = kiro_files("IdC");
+    ccr(
+        &["token", "import", "--from", &from, "--name", "corp"],
+        idc_config.to_str().unwrap(),
+        data_dir,
+        &[],
+    )
+    .await;
+    let (code, _, stderr) = ccr(
+        &["token", "refresh", "corp"],
+        idc_config.to_str().unwrap(),
+        data_dir,
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(mock_idc.calls(), 1);
+}

@@ -1,5 +1,6 @@
 //! Test harness: a mock upstream, ccr in-process or as the real binary, and a client.
 
+pub mod mock_refresh;
 pub mod mock_upstream;
 pub mod secret_service;
 pub mod stream_checker;
