@@ -85,6 +85,17 @@ pub struct CredentialsConfig {
     /// For `store: file`: a directory of `<account>.json` files (mode 0600); default
     /// `<data dir>/credentials`.
     pub dir: Option<PathBuf>,
+    /// Who refreshes tokens: `serve` (in the background, ahead of expiry) or `external`
+    /// (`ccr token refresh` from cron; serve only re-reads the store).
+    pub refresher: RefresherKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefresherKind {
+    #[default]
+    Serve,
+    External,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

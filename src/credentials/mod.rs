@@ -4,13 +4,14 @@
 
 pub mod accounts;
 pub mod index;
+pub mod manager;
 pub mod refresh;
 pub mod store;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
@@ -197,46 +198,19 @@ impl Token {
     }
 }
 
-/// Where a provider gets an account's current token. Reading never waits on a refresh.
+/// Where a provider gets an account's current token. Reading takes no lock; only a token
+/// that must be renewed makes its own account's requests wait.
 pub trait TokenSource: Send + Sync {
-    fn token(&self, account: &str) -> Result<Arc<Token>, CredentialsError>;
-}
-
-/// Tokens read from a store once, when the provider is built (and again on a config
-/// reload), never per request.
-pub struct Loaded {
-    tokens: HashMap<String, Result<Arc<Token>, CredentialsError>>,
-}
-
-impl Loaded {
-    pub fn load(store: &dyn Store, accounts: &[String]) -> Loaded {
-        let tokens = accounts
-            .iter()
-            .map(|account| {
-                let token = match store.load(account) {
-                    Ok(Some(token)) => Ok(Arc::new(token)),
-                    Ok(None) => Err(CredentialsError::Missing {
-                        account: account.clone(),
-                    }),
-                    Err(error) => Err(error),
-                };
-                (account.clone(), token)
-            })
-            .collect();
-        Loaded { tokens }
-    }
-}
-
-impl TokenSource for Loaded {
-    fn token(&self, account: &str) -> Result<Arc<Token>, CredentialsError> {
-        match self.tokens.get(account) {
-            Some(Ok(token)) => Ok(token.clone()),
-            Some(Err(error)) => Err(error.clone()),
-            None => Err(CredentialsError::Missing {
-                account: account.to_string(),
-            }),
-        }
-    }
+    /// The account's usable token (renewed first if it has expired).
+    fn token<'a>(&'a self, account: &'a str)
+    -> BoxFuture<'a, Result<Arc<Token>, CredentialsError>>;
+    /// The upstream refused `token` (401/403): a renewed one, refreshed at most once however
+    /// many requests report the same token.
+    fn rejected<'a>(
+        &'a self,
+        account: &'a str,
+        token: &'a Arc<Token>,
+    ) -> BoxFuture<'a, Result<Arc<Token>, CredentialsError>>;
 }
 
 #[cfg(test)]

@@ -70,6 +70,13 @@ pub async fn refresh_account(
     account: &str,
     stale: Option<&Token>,
 ) -> Result<Token, RefreshError> {
+    // Without a token to replace, the one stored before waiting for the lock is it: if
+    // another process refreshes while this one waits, its work is not done twice.
+    let before = match stale {
+        Some(_) => None,
+        None => load_blocking(store, account).await?,
+    };
+    let stale = stale.or(before.as_ref());
     let _lock = AccountLock::acquire(data_dir, account).await?;
     let stored = {
         let store = store.clone();
@@ -116,6 +123,20 @@ pub async fn refresh_account(
         entry.status = "ok".into();
     });
     Ok(fresh)
+}
+
+async fn load_blocking(
+    store: &std::sync::Arc<dyn Store>,
+    account: &str,
+) -> Result<Option<Token>, RefreshError> {
+    let (store, name) = (store.clone(), account.to_string());
+    let loaded = tokio::task::spawn_blocking(move || store.load(&name))
+        .await
+        .map_err(|e| RefreshError::Failed {
+            account: account.to_string(),
+            detail: e.to_string(),
+        })??;
+    Ok(loaded)
 }
 
 /// Updates the account's index entry; the index is informational, so a failure is logged.

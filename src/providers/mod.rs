@@ -27,6 +27,7 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
 
 /// What a provider needs to send one request.
+#[derive(Clone, Copy)]
 pub struct Call<'a> {
     pub request: &'a MessagesRequest,
     /// The client's request headers.
@@ -235,8 +236,8 @@ pub enum BuildError {
 
 /// What building a provider needs beside its own config entry.
 pub struct BuildContext {
-    /// Where CodeWhisperer tokens are kept.
-    pub store: Arc<dyn crate::credentials::Store>,
+    /// CodeWhisperer accounts' tokens, shared by every provider of this configuration.
+    pub tokens: Arc<dyn crate::credentials::TokenSource>,
 }
 
 /// A provider and the label its target goes by (`deepseek#2`).
@@ -262,14 +263,11 @@ fn build_one(
     context: &BuildContext,
 ) -> Result<Arc<dyn Provider>, BuildError> {
     match config.kind {
-        ProviderKind::Codewhisperer => {
-            let store = crate::credentials::Loaded::load(&*context.store, &config.accounts);
-            Ok(Arc::new(codewhisperer::CodeWhispererProvider::new(
-                name,
-                config,
-                Arc::new(store),
-            )?))
-        }
+        ProviderKind::Codewhisperer => Ok(Arc::new(codewhisperer::CodeWhispererProvider::new(
+            name,
+            config,
+            context.tokens.clone(),
+        )?)),
         ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(name, config)?)),
         ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(name, config)?)),
     }

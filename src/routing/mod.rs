@@ -92,7 +92,7 @@ impl Router {
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, BuildError> {
         let mut upstreams: HashMap<String, Vec<Arc<Upstream>>> = HashMap::new();
         let context = providers::BuildContext {
-            store: config.credential_store(),
+            tokens: token_manager(config)?,
         };
         for (name, provider_config) in &config.providers {
             let built = providers::build(name, provider_config, &context)?;
@@ -251,6 +251,37 @@ impl Router {
             None => Some(backoff),
         }
     }
+}
+
+/// One token manager for every CodeWhisperer account this configuration names.
+fn token_manager(config: &Config) -> Result<Arc<dyn crate::credentials::TokenSource>, BuildError> {
+    use crate::config::{ProviderKind, RefresherKind};
+    use crate::credentials::manager::{Refresher, TokenManager};
+    let mut accounts: Vec<(String, crate::credentials::refresh::Endpoints)> = Vec::new();
+    for provider in config
+        .providers
+        .values()
+        .filter(|p| p.kind == ProviderKind::Codewhisperer)
+    {
+        for account in &provider.accounts {
+            if !accounts.iter().any(|(a, _)| a == account) {
+                accounts.push((account.clone(), config.refresh_endpoints(account)));
+            }
+        }
+    }
+    let refresher = match config.credentials.refresher {
+        RefresherKind::Serve => Refresher::Serve,
+        RefresherKind::External => Refresher::External,
+    };
+    let store = config.credential_store();
+    let manager = TokenManager::start(
+        store,
+        config.data_dir(),
+        accounts,
+        refresher,
+        providers::plain_client()?,
+    );
+    Ok(manager)
 }
 
 fn scenario_for_route(name: &str) -> Scenario {

@@ -21,9 +21,12 @@ fn credentials(accounts: &[(&str, &str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// A loopback port where nothing listens: tests never reach the real refresh endpoints.
+const DEAD_REFRESH: &str = "http://127.0.0.1:9/refreshToken";
+
 fn config(base_url: &str, accounts: &[&str], credentials: &tempfile::TempDir) -> String {
     format!(
-        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  kiro: {{ type: codewhisperer, base_url: \"{base_url}\", accounts: [{}] }}\nroutes:\n  default: [kiro/*]\ncredentials: {{ store: file, dir: \"{}\" }}\n",
+        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  kiro: {{ type: codewhisperer, base_url: \"{base_url}\", accounts: [{}], refresh_url: \"{DEAD_REFRESH}\", idc_refresh_url: \"{DEAD_REFRESH}\" }}\nroutes:\n  default: [kiro/*]\ncredentials: {{ store: file, dir: \"{}\" }}\n",
         accounts.join(", "),
         credentials.path().display()
     )

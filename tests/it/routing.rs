@@ -143,7 +143,13 @@ fn pool(strategy: Strategy, weights: &[u32]) -> Arc<Pool> {
     )
     .unwrap();
     let context = ccr::providers::BuildContext {
-        store: Arc::new(ccr::credentials::FileStore::new(&std::env::temp_dir())),
+        tokens: ccr::credentials::manager::TokenManager::start(
+            Arc::new(ccr::credentials::FileStore::new(&std::env::temp_dir())),
+            std::env::temp_dir(),
+            Vec::new(),
+            ccr::credentials::manager::Refresher::Serve,
+            ccr::providers::plain_client().unwrap(),
+        ),
     };
     let provider = ccr::providers::build("a", &config.providers["a"], &context)
         .unwrap()

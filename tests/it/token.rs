@@ -135,7 +135,7 @@ async fn token_commands_with_the_os_keyring_and_serve_reading_it() {
     })
     .await;
     let yaml = format!(
-        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  kiro: {{ type: codewhisperer, base_url: \"{}\", accounts: [work] }}\nroutes:\n  default: [kiro/*]\n",
+        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  kiro: {{ type: codewhisperer, base_url: \"{}\", accounts: [work], refresh_url: \"http://127.0.0.1:9/refreshToken\" }}\nroutes:\n  default: [kiro/*]\n",
         upstream.base_url()
     );
     let data_dir = data.path().to_str().unwrap();

@@ -97,16 +97,36 @@ impl CodeWhispererProvider {
         self.model_ids.get(model).map_or(model, String::as_str)
     }
 
+    /// Sends with the account's token; if CodeWhisperer refuses it (401/403), renews the
+    /// token once (a single refresh however many requests saw the same refusal) and tries
+    /// again.
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
-        let started = Instant::now();
-        let first_byte_deadline = started + self.timeouts.first_byte.0;
-        let token = self.tokens.token(&self.account).map_err(|e| {
+        let no_token = |e: crate::credentials::CredentialsError| {
             self.refused(
                 ErrorType::Authentication,
                 StatusCode::UNAUTHORIZED,
                 e.to_string(),
             )
-        })?;
+        };
+        let token = self.tokens.token(&self.account).await.map_err(no_token)?;
+        match self.send_with(call, &token).await {
+            Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+                let Ok(renewed) = self.tokens.rejected(&self.account, &token).await else {
+                    return Err(error);
+                };
+                self.send_with(call, &renewed).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with(
+        &self,
+        call: Call<'_>,
+        token: &crate::credentials::Token,
+    ) -> Result<Reply, ProviderError> {
+        let started = Instant::now();
+        let first_byte_deadline = started + self.timeouts.first_byte.0;
         let body = MessagesBody::parse(call.request.body()).map_err(|e| {
             self.refused(
                 ErrorType::InvalidRequest,
