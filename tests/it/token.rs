@@ -278,3 +278,268 @@ async fn refresh_social_and_idc_rotates_tokens_and_a_revoked_one_says_to_reimpor
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(mock_idc.calls(), 1);
 }
+
+mod manager {
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+
+    use super::{REFRESH, kiro_files};
+    use crate::support::mock_refresh::MockRefresh;
+    use crate::support::mock_upstream::{MockUpstream, Reply, cw_event};
+    use crate::support::stream_checker::check_stream;
+    use crate::support::{Ccr, messages_request, run_ccr, temp_config};
+
+    fn ok_frames(text: &str) -> Reply {
+        Reply::Binary {
+            chunks: vec![cw_event("assistantResponseEvent", json!({"content": text}))],
+            byte_per_write: false,
+            cut: false,
+        }
+    }
+
+    /// Answers requests bearing `fresh` and refuses the rest with 403.
+    fn only(fresh: &str) -> Reply {
+        Reply::ByBearer {
+            token: fresh.to_string(),
+            ok: Box::new(ok_frames("ok")),
+            otherwise: Box::new(Reply::Status {
+                status: 403,
+                headers: vec![],
+                body: r#"{"message":"The bearer token included in the request is invalid."}"#
+                    .into(),
+            }),
+        }
+    }
+
+    /// A file-store data dir with account `name` imported from a Kiro token expiring at
+    /// `expires_at`.
+    async fn imported(accounts: &[(&str, &str)], config: &str) -> tempfile::TempDir {
+        let data = tempfile::tempdir().unwrap();
+        for (name, expires_at) in accounts {
+            let (kiro_dir, from) = kiro_files("social");
+            let mut token: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&from).unwrap()).unwrap();
+            token["expiresAt"] = json!(expires_at);
+            token["accessToken"] = json!(format!("aoa-old-{name}"));
+            token["refreshToken"] = json!(format!("{REFRESH}-{name}"));
+            std::fs::write(&from, token.to_string()).unwrap();
+            let args = [
+                "--config",
+                config,
+                "--data-dir",
+                data.path().to_str().unwrap(),
+                "token",
+                "import",
+                "--from",
+                &from,
+                "--name",
+                name,
+            ];
+            let (code, _, stderr) = run_ccr(&args, &[]).await;
+            assert_eq!(code, Some(0), "{stderr}");
+            drop(kiro_dir);
+        }
+        data
+    }
+
+    fn serve_config(
+        upstream: &str,
+        refresh: &MockRefresh,
+        accounts: &[&str],
+        data_dir: &str,
+    ) -> String {
+        let providers: String = accounts
+            .iter()
+            .map(|a| format!("  kiro-{a}: {{ type: codewhisperer, base_url: \"{upstream}\", accounts: [{a}], refresh_url: \"{}\" }}\n", refresh.social_url()))
+            .collect();
+        format!(
+            "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n{providers}routes:\n  default: [kiro-{}/*]\ncredentials: {{ store: file, dir: \"{data_dir}/credentials\" }}\nrouter: {{ max_attempts: 1 }}\n",
+            accounts[0]
+        )
+    }
+
+    fn body(model: &str) -> String {
+        json!({"model": model, "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string()
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refreshed_before_the_first_request_uses_it() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
+        let (_c, cli_config) = temp_config(&format!(
+            "credentials: {{ store: file }}\n{}",
+            "routes: { default: [a/*] }\nproviders: { a: { type: anthropic } }\n"
+        ));
+        let data = imported(
+            &[("work", "2000-01-01T00:00:00Z")],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        let ccr = Ccr::start(&serve_config(
+            &upstream.base_url(),
+            &refresh,
+            &["work"],
+            data.path().to_str().unwrap(),
+        ))
+        .await;
+        let response = messages_request(&ccr, body("claude-sonnet-4-5"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        check_stream(&response.text().await.unwrap());
+        assert_eq!(refresh.calls(), 1);
+        assert_eq!(
+            upstream.received().len(),
+            1,
+            "the stale token never went upstream"
+        );
+        let stored = std::fs::read_to_string(data.path().join("credentials/work.json")).unwrap();
+        assert!(stored.contains("aoa-fresh-1"), "written back");
+        ccr.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_requests_refused_with_one_stale_token_cause_one_refresh() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        refresh.slow_down(Duration::from_millis(300));
+        let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
+        let (_c, cli_config) = temp_config(
+            "credentials: { store: file }\nroutes: { default: [a/*] }\nproviders: { a: { type: anthropic } }\n",
+        );
+        let data = imported(
+            &[("work", "2099-01-01T00:00:00Z")],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        let ccr = Ccr::start(&serve_config(
+            &upstream.base_url(),
+            &refresh,
+            &["work"],
+            data.path().to_str().unwrap(),
+        ))
+        .await;
+        let requests: Vec<_> = (0..100)
+            .map(|_| {
+                let request = messages_request(&ccr, body("claude-sonnet-4-5"));
+                tokio::spawn(async move {
+                    let response = request.send().await.unwrap();
+                    (response.status().as_u16(), response.text().await.unwrap())
+                })
+            })
+            .collect();
+        for request in requests {
+            let (status, text) = request.await.unwrap();
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(check_stream(&text).text(), "ok");
+        }
+        assert_eq!(
+            refresh.calls(),
+            1,
+            "exactly one refresh for the whole burst"
+        );
+        ccr.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_healthy_account_does_not_wait_for_another_accounts_refresh() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-slow")], 3600).await;
+        refresh.slow_down(Duration::from_secs(3));
+        let upstream = MockUpstream::start(Reply::ByBearer {
+            token: "aoa-old-fine".into(),
+            ok: Box::new(ok_frames("fine")),
+            otherwise: Box::new(only("aoa-fresh-1")),
+        })
+        .await;
+        let (_c, cli_config) = temp_config(
+            "credentials: { store: file }\nroutes: { default: [a/*] }\nproviders: { a: { type: anthropic } }\n",
+        );
+        let data = imported(
+            &[
+                ("slow", "2000-01-01T00:00:00Z"),
+                ("fine", "2099-01-01T00:00:00Z"),
+            ],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        let ccr = Ccr::start(&serve_config(
+            &upstream.base_url(),
+            &refresh,
+            &["slow", "fine"],
+            data.path().to_str().unwrap(),
+        ))
+        .await;
+        // Start a request on the account whose token must be refreshed (slowly)...
+        let slow = messages_request(&ccr, body("kiro-slow/claude-sonnet-4-5"));
+        let slow = tokio::spawn(async move { slow.send().await.unwrap().text().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(refresh.calls(), 1, "the slow refresh is under way");
+        // ...and the other account answers meanwhile.
+        let started = Instant::now();
+        for _ in 0..5 {
+            let text = messages_request(&ccr, body("kiro-fine/claude-sonnet-4-5"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(check_stream(&text).text(), "fine");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the healthy account waited on the other's refresh"
+        );
+        assert!(!slow.is_finished(), "the refresh was still running");
+        assert_eq!(check_stream(&slow.await.unwrap()).text(), "ok");
+        ccr.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ccr_token_refresh_and_serve_refreshing_together_spend_the_refresh_token_once() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        refresh.slow_down(Duration::from_millis(800));
+        let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
+        let cli_yaml = format!(
+            "credentials: {{ store: file }}\nproviders:\n  kiro-work: {{ type: codewhisperer, accounts: [work], refresh_url: \"{}\" }}\nroutes: {{ default: [kiro-work/*] }}\n",
+            refresh.social_url()
+        );
+        let (_c, cli_config) = temp_config(&cli_yaml);
+        let cli_config = cli_config.to_str().unwrap().to_string();
+        let data = imported(&[("work", "2000-01-01T00:00:00Z")], &cli_config).await;
+        let data_dir = data.path().to_str().unwrap().to_string();
+        let ccr = Ccr::start_in(
+            &serve_config(&upstream.base_url(), &refresh, &["work"], &data_dir),
+            data.path(),
+        )
+        .await;
+        // serve refreshes the expired token for this request while the CLI refreshes too.
+        let request = messages_request(&ccr, body("claude-sonnet-4-5"));
+        let served =
+            tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (code, _, stderr) = run_ccr(
+            &[
+                "--config",
+                &cli_config,
+                "--data-dir",
+                &data_dir,
+                "token",
+                "refresh",
+                "work",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(check_stream(&served.await.unwrap()).text(), "ok");
+        assert_eq!(refresh.calls(), 1, "one refresh call between the two");
+        let stored = std::fs::read_to_string(data.path().join("credentials/work.json")).unwrap();
+        assert!(
+            stored.contains("aoa-fresh-1"),
+            "both end with the new token"
+        );
+        ccr.shutdown().await;
+    }
+}

@@ -21,6 +21,8 @@ struct State {
     valid: Mutex<HashSet<String>>,
     calls: AtomicUsize,
     issued: AtomicUsize,
+    /// Each answer waits this long, to make refreshes overlap with other work.
+    delay: Mutex<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,11 @@ impl MockRefresh {
         format!("{}/token", self.base)
     }
 
+    /// Makes every later answer wait `delay`.
+    pub fn slow_down(&self, delay: std::time::Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
     }
@@ -77,6 +84,8 @@ async fn answer(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     state.calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let idc = request.uri().path() == "/token";
     let body = request
         .into_body()

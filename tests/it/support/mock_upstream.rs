@@ -47,6 +47,12 @@ pub enum Reply {
     CutAfter { before: String },
     /// Nothing for `delay`, then the reply.
     Delayed { delay: Duration, then: Box<Reply> },
+    /// `ok` for requests bearing `Authorization: Bearer <token>`, `otherwise` for the rest.
+    ByBearer {
+        token: String,
+        ok: Box<Reply>,
+        otherwise: Box<Reply>,
+    },
     /// `200 application/vnd.amazon.eventstream`: each chunk its own write (a millisecond
     /// apart), or one byte per write; `cut` then breaks the connection instead of ending.
     Binary {
@@ -139,7 +145,12 @@ async fn answer(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let reply = {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut reply = {
         let mut script = script.lock().unwrap();
         script.received.push(Received {
             path_and_query,
@@ -152,6 +163,18 @@ async fn answer(
             .or_else(|| script.fallback.clone())
             .expect("a scripted reply")
     };
+    while let Reply::ByBearer {
+        token,
+        ok,
+        otherwise,
+    } = reply
+    {
+        reply = if bearer == format!("Bearer {token}") {
+            *ok
+        } else {
+            *otherwise
+        };
+    }
     Ok(respond(reply).await)
 }
 
@@ -245,6 +268,7 @@ async fn respond(reply: Reply) -> Response<MockBody> {
             );
             response
         }
+        Reply::ByBearer { .. } => unreachable!("resolved in answer()"),
         Reply::Delayed { delay, then } => {
             tokio::time::sleep(delay).await;
             Box::pin(respond(*then)).await

@@ -113,6 +113,8 @@ pub struct Ccr {
     pub records: Arc<Records>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
+    /// The data directory when the test gave none: never the developer's own.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Ccr {
@@ -125,9 +127,33 @@ impl Ccr {
         yaml: &str,
         clock: Option<Arc<ccr::routing::ManualClock>>,
     ) -> Ccr {
+        Ccr::start_full(yaml, clock, None).await
+    }
+
+    /// Starts ccr with `data_dir` as its data directory (shared with `ccr token` runs).
+    pub async fn start_in(yaml: &str, data_dir: &Path) -> Ccr {
+        Ccr::start_full(yaml, None, Some(data_dir)).await
+    }
+
+    async fn start_full(
+        yaml: &str,
+        clock: Option<Arc<ccr::routing::ManualClock>>,
+        data_dir: Option<&Path>,
+    ) -> Ccr {
         let source = Source::File("test.yaml".into());
-        let config =
+        let mut config =
             Config::parse(yaml, &source, Some(HashMap::new())).expect("test config parses");
+        let own_data_dir = match data_dir {
+            Some(dir) => {
+                config.data_dir = Some(dir.to_path_buf());
+                None
+            }
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                config.data_dir = Some(dir.path().to_path_buf());
+                Some(dir)
+            }
+        };
         config.validate(&source).expect("test config is valid");
         let records = Arc::new(Records::default());
         let options = ccr::server::Options {
@@ -145,6 +171,7 @@ impl Ccr {
             records,
             stop: Some(stop),
             done: Some(done),
+            _data_dir: own_data_dir,
         }
     }
 
