@@ -543,3 +543,66 @@ mod manager {
         ccr.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn refresh_through_the_os_keyring_social_and_idc() {
+    let secrets = tokio::task::spawn_blocking(SecretService::start)
+        .await
+        .unwrap();
+    let env = [("DBUS_SESSION_BUS_ADDRESS", secrets.address.as_str())];
+    let mock = crate::support::mock_refresh::MockRefresh::start(&[REFRESH], 3600).await;
+    let yaml = refresh_config(&mock).replace("credentials: { store: file }\n", "");
+    let (_config_dir, config) = temp_config(&yaml);
+    let config = config.to_str().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    for (name, method) in [("work", "social"), ("corp", "IdC")] {
+        let (_kiro, from) = kiro_files(method);
+        let (code, _, stderr) = ccr(
+            &["token", "import", "--from", &from, "--name", name],
+            config,
+            data_dir,
+            &env,
+        )
+        .await;
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    // Accounts go in name order: corp (IdC) spends the shared refresh token, then work
+    // (social) finds its copy rejected.
+    let (code, stdout, stderr) = ccr(
+        &["token", "refresh", "--all", "--json"],
+        config,
+        data_dir,
+        &env,
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_no_secret(&stdout);
+    let outcomes: Value = serde_json::from_str(&stdout).unwrap();
+    let result = |name: &str| {
+        outcomes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap()["result"]
+            .clone()
+    };
+    assert_eq!(result("corp"), "refreshed");
+    assert_eq!(result("work"), "failed");
+    let (_, listed, _) = ccr(&["token", "list", "--json"], config, data_dir, &env).await;
+    assert_no_secret(&listed);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let corp = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "corp")
+        .unwrap();
+    assert!(corp["last_refresh"].is_string(), "{corp}");
+    // The rotated token is in the keyring: a second refresh of corp uses it.
+    let (code, _, stderr) = ccr(&["token", "refresh", "corp"], config, data_dir, &env).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(mock.calls(), 3);
+    drop(secrets);
+}
