@@ -496,6 +496,50 @@ mod manager {
         ccr.shutdown().await;
     }
 
+    #[tokio::test]
+    async fn with_an_external_refresher_serve_only_rereads_the_store() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
+        let cli_yaml = format!(
+            "credentials: {{ store: file }}\nproviders:\n  kiro-work: {{ type: codewhisperer, accounts: [work], refresh_url: \"{}\" }}\nroutes: {{ default: [kiro-work/*] }}\n",
+            refresh.social_url()
+        );
+        let (_c, cli_config) = temp_config(&cli_yaml);
+        let cli_config = cli_config.to_str().unwrap().to_string();
+        let data = imported(&[("work", "2099-01-01T00:00:00Z")], &cli_config).await;
+        let data_dir = data.path().to_str().unwrap().to_string();
+        let yaml = serve_config(&upstream.base_url(), &refresh, &["work"], &data_dir).replace(
+            "credentials: { store: file,",
+            "credentials: { store: file, refresher: external,",
+        );
+        let ccr = Ccr::start_in(&yaml, data.path()).await;
+        // The cron job refreshes; serve still holds the old token, is refused, re-reads.
+        let (code, _, stderr) = run_ccr(
+            &[
+                "--config",
+                &cli_config,
+                "--data-dir",
+                &data_dir,
+                "token",
+                "refresh",
+                "work",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{stderr}");
+        let text = messages_request(&ccr, body("claude-sonnet-4-5"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(check_stream(&text).text(), "ok");
+        assert_eq!(refresh.calls(), 1, "serve never refreshes on its own");
+        ccr.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ccr_token_refresh_and_serve_refreshing_together_spend_the_refresh_token_once() {
         let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
