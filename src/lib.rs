@@ -9,3 +9,4 @@ pub mod providers;
 pub mod record;
 pub mod routing;
 pub mod server;
+pub mod stats;

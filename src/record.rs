@@ -27,6 +27,8 @@ pub enum Outcome {
 /// One try of one upstream target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
+    /// The provider's name in the config.
+    pub provider: String,
     /// The target's label, e.g. `anthropic` or `deepseek#2`.
     pub target: String,
     pub model: String,
@@ -106,5 +108,46 @@ impl RecordSink for AccessLog {
             error = r.error.as_deref(),
             "request finished"
         );
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A finished request to provider `p`, target `t`, answered with `status`.
+    pub(crate) fn record(status: u16) -> RequestRecord {
+        RequestRecord {
+            id: "req_test".into(),
+            started_at: SystemTime::now(),
+            method: "POST".into(),
+            path: "/v1/messages".into(),
+            model: Some("m".into()),
+            streaming: true,
+            status,
+            outcome: if status == 200 {
+                Outcome::Completed
+            } else {
+                Outcome::Failed
+            },
+            error: None,
+            scenario: Some("default"),
+            attempts: vec![Attempt {
+                provider: "p".into(),
+                target: "t".into(),
+                model: "m".into(),
+                status: Some(status),
+                class: if status == 200 { "ok" } else { "rate_limited" },
+                message: None,
+                duration: Duration::from_millis(5),
+            }],
+            usage: None,
+            credits: None,
+            timings: Timings {
+                total: Duration::from_millis(20),
+                first_byte: Some(Duration::from_millis(10)),
+                overhead: Duration::from_micros(300),
+            },
+        }
     }
 }

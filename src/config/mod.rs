@@ -71,10 +71,28 @@ pub struct Config {
     pub router: RouterConfig,
     #[serde(default)]
     pub credentials: CredentialsConfig,
+    #[serde(default)]
+    pub stats: StatsConfig,
     /// The data directory (`--data-dir`, `CCR_DATA_DIR`, else the platform's), set by the
     /// loader; not a YAML key.
     #[serde(skip)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `stats:` — the periodic stats log line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// How often a stats line is logged; 0 turns it off.
+    pub log_interval: Seconds,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            log_interval: Seconds(Duration::from_secs(300)),
+        }
+    }
 }
 
 /// `credentials:` — where CodeWhisperer tokens are kept, and who refreshes them.

@@ -170,6 +170,7 @@ fn attempt_record(
     started: Instant,
 ) -> Attempt {
     Attempt {
+        provider: candidate.upstream.provider.name().to_string(),
         target: candidate.upstream.label.clone(),
         model: candidate.model.clone(),
         status: status.map(|s| s.as_u16()),
@@ -320,7 +321,9 @@ fn respond(
 ) -> Response<ResponseBody> {
     pending.record.timings.first_byte = Some(pending.received.elapsed());
     pending.record.status = started.status().as_u16();
-    let headers_ready = Instant::now();
+    // ccr's share: reading, parsing and routing before the upstream call. Building the
+    // response from the first upstream bytes is a few header copies and is not timed.
+    let overhead = overhead_before;
     let mut response = match started {
         Started::Stream {
             status,
@@ -328,7 +331,7 @@ fn respond(
             source,
             sse,
         } => {
-            pending.record.timings.overhead = overhead_before + headers_ready.elapsed();
+            pending.record.timings.overhead = overhead;
             let body = ProxyBody::new(
                 source,
                 state.force_end.clone().cancelled_owned(),
@@ -346,7 +349,7 @@ fn respond(
             usage,
             credits,
         } => {
-            pending.record.timings.overhead = overhead_before;
+            pending.record.timings.overhead = overhead;
             pending.record.credits = credits;
             pending.finish(Outcome::Completed, Some(usage));
             let mut response = Response::new(ResponseBody::full(message));
@@ -355,5 +358,6 @@ fn respond(
         }
     };
     routed.apply(response.headers_mut());
+    super::service::set_overhead(response.headers_mut(), overhead);
     response
 }

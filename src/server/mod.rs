@@ -41,6 +41,7 @@ pub enum ServerError {
 /// Shared by every connection and request; read-only after start.
 pub(crate) struct State {
     router: RouterCell,
+    stats: Arc<crate::stats::Stats>,
     clock: Arc<dyn Clock>,
     sessions: Arc<Sessions>,
     client_key: Option<Secret>,
@@ -51,6 +52,23 @@ pub(crate) struct State {
     sinks: Sinks,
     /// Cancelled when shutdown's grace period ends: open streams end with an `error` event.
     force_end: CancellationToken,
+}
+
+/// One line with the totals since start, for people reading the log.
+fn log_stats(stats: &crate::stats::Stats) {
+    let document = crate::stats::render::document(stats);
+    let totals = &document.totals;
+    let failures: u64 = totals.failures.values().sum();
+    tracing::info!(
+        uptime_secs = document.uptime_secs,
+        requests = totals.requests,
+        failures,
+        requests_per_minute = totals.requests_per_minute,
+        input_tokens = totals.tokens.input,
+        output_tokens = totals.tokens.output,
+        credits = totals.credits,
+        "stats"
+    );
 }
 
 /// The socket address for a configured host (an IP address or `localhost`, as validated).
@@ -125,10 +143,26 @@ impl Server {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(AccessLog)];
+        let stats = crate::stats::Stats::new();
+        let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(AccessLog), stats.clone()];
+        let log_every = config.stats.log_interval.0;
+        if !log_every.is_zero() {
+            let logged = stats.clone();
+            background.spawn("stats log", move |stop| async move {
+                let mut ticks = tokio::time::interval(log_every);
+                ticks.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => log_stats(&logged),
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            });
+        }
         sinks.extend(options.sinks);
         let state = State {
             router,
+            stats,
             clock,
             sessions,
             client_key: config.server.client_key().cloned(),

@@ -19,6 +19,16 @@ use crate::anthropic::{ApiError, ErrorType, MessagesRequest, estimate};
 use crate::providers::ProviderError;
 use crate::record::{Outcome, RequestRecord, Timings};
 
+/// ccr's own time in microseconds up to sending the response headers.
+pub(crate) const OVERHEAD_HEADER: &str = "x-ccr-overhead-us";
+
+pub(crate) fn set_overhead(headers: &mut HeaderMap, overhead: std::time::Duration) {
+    headers.insert(
+        OVERHEAD_HEADER,
+        HeaderValue::from(overhead.as_micros().min(u128::from(u64::MAX)) as u64),
+    );
+}
+
 /// The response header naming ccr's id for the request (also in its log lines).
 pub const REQUEST_ID_HEADER: &str = "x-ccr-request-id";
 
@@ -27,9 +37,15 @@ pub(crate) async fn handle(
     conn: ConnGuard,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    let received = Instant::now();
     let id = crate::anthropic::ids::request_id();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = route(&state, &id, request).instrument(span).await;
+    // Proxied responses carry ccr's own share already (without the upstream's wait); for
+    // what ccr answered itself, it is all of the time so far.
+    if !response.headers().contains_key(OVERHEAD_HEADER) {
+        set_overhead(response.headers_mut(), received.elapsed());
+    }
     response.body_mut().hold_connection(conn);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -40,7 +56,8 @@ pub(crate) async fn handle(
 async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
     let path = request.uri().path();
     let method = request.method();
-    if path.starts_with("/v1/") && !client_is_authorized(state, request.headers()) {
+    let guarded = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/metrics";
+    if guarded && !client_is_authorized(state, request.headers()) {
         return error_response(&ApiError::new(
             ErrorType::Authentication,
             "missing or wrong API key: send ccr's `server.api_key` as `x-api-key` or `Authorization: Bearer`",
@@ -52,6 +69,24 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
         }
         (&Method::POST, "/v1/messages") => messages(state, id, request).await,
+        (&Method::GET, "/api/stats") => {
+            let document = crate::stats::render::document(&state.stats);
+            json(
+                StatusCode::OK,
+                Bytes::from(serde_json::to_vec(&document).expect("stats serialize")),
+            )
+        }
+        (&Method::GET, "/metrics") => {
+            let mut response = plain(
+                StatusCode::OK,
+                ResponseBody::full(crate::stats::render::prometheus(&state.stats)),
+            );
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
         (&Method::POST, "/v1/messages/count_tokens") => count_tokens(state, request).await,
         (_, "/" | "/health" | "/v1/messages" | "/v1/messages/count_tokens") => error_response(
             &ApiError::new(

@@ -1,0 +1,358 @@
+//! The stats collector: fed by every request's record (streaming or not, cancelled
+//! included), per provider, target, model and scenario. Recording touches atomics and one
+//! shard of a concurrent map; it never takes a global lock and never blocks a request.
+
+pub mod render;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::record::{Outcome, RecordSink, RequestRecord};
+
+/// Why a request failed, as stats count it.
+pub const FAILURE_CLASSES: [&str; 8] = [
+    "rate_limit",
+    "auth",
+    "upstream_5xx",
+    "timeout",
+    "network",
+    "client_error",
+    "cancelled",
+    "stream_cut",
+];
+
+/// Histogram bucket upper bounds in microseconds: 100 µs to ~10 min, ×1.5 per step.
+fn bucket_bounds() -> &'static [u64] {
+    static BOUNDS: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    BOUNDS.get_or_init(|| {
+        let mut bounds = Vec::new();
+        let mut bound = 100.0f64;
+        while bound < 600_000_000.0 {
+            bounds.push(bound as u64);
+            bound *= 1.5;
+        }
+        bounds
+    })
+}
+
+/// A lock-free histogram of durations over fixed log-scale buckets.
+pub struct Histogram {
+    counts: Vec<AtomicU64>,
+    /// Beyond the last bound.
+    overflow: AtomicU64,
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: bucket_bounds().iter().map(|_| AtomicU64::new(0)).collect(),
+            overflow: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn record(&self, value: Duration) {
+        let us = value.as_micros().min(u128::from(u64::MAX)) as u64;
+        match bucket_bounds().iter().position(|&bound| us <= bound) {
+            Some(i) => self.counts[i].fetch_add(1, Ordering::Relaxed),
+            None => self.overflow.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_us.load(Ordering::Relaxed))
+    }
+
+    /// `(upper bound in µs, cumulative count)` per bucket, for Prometheus.
+    pub fn cumulative(&self) -> Vec<(u64, u64)> {
+        let mut total = 0;
+        bucket_bounds()
+            .iter()
+            .zip(&self.counts)
+            .map(|(&bound, count)| {
+                total += count.load(Ordering::Relaxed);
+                (bound, total)
+            })
+            .collect()
+    }
+
+    /// The `q` quantile (0..1) as the upper bound of the bucket it falls in.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+        let found = self
+            .cumulative()
+            .into_iter()
+            .find(|&(_, cumulative)| cumulative >= rank);
+        let bound = found.map_or(*bucket_bounds().last().expect("buckets"), |(bound, _)| {
+            bound
+        });
+        Some(Duration::from_micros(bound))
+    }
+}
+
+/// Requests per minute over the last five minutes: five one-minute slots, each stamped with
+/// the minute it counts.
+#[derive(Default)]
+struct Window {
+    slots: [(AtomicU64, AtomicU64); 5],
+}
+
+impl Window {
+    fn record(&self, minute: u64) {
+        let (stamp, count) = &self.slots[(minute % 5) as usize];
+        if stamp.swap(minute, Ordering::AcqRel) != minute {
+            count.store(0, Ordering::Release);
+        }
+        count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn per_minute(&self, minute: u64) -> f64 {
+        let recent: u64 = self
+            .slots
+            .iter()
+            .filter(|(stamp, _)| minute.saturating_sub(stamp.load(Ordering::Acquire)) < 5)
+            .map(|(_, count)| count.load(Ordering::Acquire))
+            .sum();
+        recent as f64 / 5.0
+    }
+}
+
+/// What a row is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowKey {
+    pub provider: String,
+    pub target: String,
+    pub model: String,
+    pub scenario: String,
+}
+
+/// The counters of one row.
+#[derive(Default)]
+pub struct Row {
+    pub requests: AtomicU64,
+    pub successes: AtomicU64,
+    pub streaming: AtomicU64,
+    pub failures: [AtomicU64; FAILURE_CLASSES.len()],
+    pub input_tokens: AtomicU64,
+    pub output_tokens: AtomicU64,
+    pub cache_read_tokens: AtomicU64,
+    pub cache_write_tokens: AtomicU64,
+    /// CodeWhisperer credits, in millionths.
+    pub micro_credits: AtomicU64,
+    pub total: Histogram,
+    pub ttft: Histogram,
+    pub upstream: Histogram,
+    pub overhead: Histogram,
+    window: Window,
+}
+
+impl Row {
+    pub fn credits(&self) -> f64 {
+        self.micro_credits.load(Ordering::Relaxed) as f64 / 1e6
+    }
+}
+
+pub struct Stats {
+    rows: DashMap<RowKey, Arc<Row>>,
+    started: Instant,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            rows: DashMap::new(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Stats {
+    pub fn new() -> Arc<Stats> {
+        Arc::new(Stats::default())
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn minute(&self) -> u64 {
+        self.started.elapsed().as_secs() / 60
+    }
+
+    /// Every row, sorted by key.
+    pub fn rows(&self) -> Vec<(RowKey, Arc<Row>)> {
+        let mut rows: Vec<(RowKey, Arc<Row>)> = self
+            .rows
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    pub fn requests_per_minute(&self, row: &Row) -> f64 {
+        row.window.per_minute(self.minute())
+    }
+
+    fn row(&self, key: RowKey) -> Arc<Row> {
+        if let Some(row) = self.rows.get(&key) {
+            return row.clone();
+        }
+        self.rows.entry(key).or_default().clone()
+    }
+
+    pub fn observe(&self, record: &RequestRecord) {
+        let last = record.attempts.last();
+        let key = RowKey {
+            provider: last.map_or("-", |a| a.provider.as_str()).to_string(),
+            target: last.map_or("-", |a| a.target.as_str()).to_string(),
+            model: last.map_or_else(
+                || record.model.clone().unwrap_or_else(|| "-".into()),
+                |a| a.model.clone(),
+            ),
+            scenario: record.scenario.unwrap_or("-").to_string(),
+        };
+        let row = self.row(key);
+        row.requests.fetch_add(1, Ordering::Relaxed);
+        row.window.record(self.minute());
+        if record.streaming {
+            row.streaming.fetch_add(1, Ordering::Relaxed);
+        }
+        match failure_class(record) {
+            None => {
+                row.successes.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(class) => {
+                let i = FAILURE_CLASSES
+                    .iter()
+                    .position(|c| *c == class)
+                    .expect("a known class");
+                row.failures[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(usage) = record.usage {
+            row.input_tokens
+                .fetch_add(usage.input_tokens, Ordering::Relaxed);
+            row.output_tokens
+                .fetch_add(usage.output_tokens, Ordering::Relaxed);
+            row.cache_read_tokens
+                .fetch_add(usage.cache_read_input_tokens, Ordering::Relaxed);
+            row.cache_write_tokens
+                .fetch_add(usage.cache_creation_input_tokens, Ordering::Relaxed);
+        }
+        if let Some(credits) = record.credits {
+            row.micro_credits
+                .fetch_add((credits * 1e6).round().max(0.0) as u64, Ordering::Relaxed);
+        }
+        let timings = &record.timings;
+        row.total.record(timings.total);
+        row.overhead.record(timings.overhead);
+        if let Some(first_byte) = timings.first_byte {
+            row.ttft.record(first_byte);
+        }
+        if !record.attempts.is_empty() {
+            row.upstream
+                .record(timings.total.saturating_sub(timings.overhead));
+        }
+    }
+}
+
+/// The failure class of a finished request, `None` for a success.
+fn failure_class(record: &RequestRecord) -> Option<&'static str> {
+    match record.outcome {
+        Outcome::Completed => None,
+        Outcome::ClientGone | Outcome::ShutDown => Some("cancelled"),
+        Outcome::UpstreamFailed => Some("stream_cut"),
+        Outcome::Failed => Some(match record.status {
+            429 => "rate_limit",
+            401 | 403 => "auth",
+            504 => "timeout",
+            502 => "network",
+            500..=599 => "upstream_5xx",
+            _ => "client_error",
+        }),
+    }
+}
+
+impl RecordSink for Stats {
+    fn record(&self, record: &RequestRecord) {
+        self.observe(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_bucket_upper_bounds() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for ms in 1..=100 {
+            h.record(Duration::from_millis(ms));
+        }
+        let p50 = h.quantile(0.5).unwrap();
+        assert!(
+            p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(75),
+            "{p50:?}"
+        );
+        let p99 = h.quantile(0.99).unwrap();
+        assert!(
+            p99 >= Duration::from_millis(99) && p99 <= Duration::from_millis(150),
+            "{p99:?}"
+        );
+        assert_eq!(h.count(), 100);
+    }
+
+    #[test]
+    fn recording_stays_exact_under_contention() {
+        let stats = Stats::new();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let stats = stats.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2_000u64 {
+                        let mut record =
+                            crate::record::tests::record(if i % 4 == 0 { 429 } else { 200 });
+                        record.attempts[0].target = format!("t{}", t % 2);
+                        record.usage = Some(crate::anthropic::Usage {
+                            input_tokens: 3,
+                            output_tokens: 2,
+                            ..Default::default()
+                        });
+                        stats.observe(&record);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let rows = stats.rows();
+        assert_eq!(rows.len(), 2);
+        let total = |f: fn(&Row) -> u64| rows.iter().map(|(_, r)| f(r)).sum::<u64>();
+        assert_eq!(total(|r| r.requests.load(Ordering::Relaxed)), 16_000);
+        assert_eq!(total(|r| r.successes.load(Ordering::Relaxed)), 12_000);
+        assert_eq!(total(|r| r.failures[0].load(Ordering::Relaxed)), 4_000);
+        assert_eq!(total(|r| r.input_tokens.load(Ordering::Relaxed)), 48_000);
+        assert_eq!(total(|r| r.total.count()), 16_000);
+    }
+}
