@@ -8,5 +8,6 @@ mod openai;
 mod passthrough;
 mod routing;
 mod server;
+mod stats;
 mod support;
 mod token;

@@ -1,0 +1,256 @@
+//! Stats through the server: a scripted mix of requests, then `/api/stats` and `/metrics`.
+
+use serde_json::Value;
+
+use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
+use crate::support::{Ccr, client, config_yaml, messages_request, single_attempt, small_request};
+
+fn scrape(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid Prometheus text")
+}
+
+/// Sum of a metric's samples whose labels include all of `matching`.
+fn sum(scrape: &prometheus_parse::Scrape, name: &str, matching: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && matching.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_scripted_mix_is_counted_exactly_in_both_views() {
+    let ok = Reply::Sse {
+        body: sse_stream("ok", 100, 7),
+        byte_per_write: false,
+    };
+    let upstream = MockUpstream::start(ok.clone()).await;
+    let json = r#"{"id":"m","type":"message","role":"assistant","model":"x","content":[],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":50,"cache_creation_input_tokens":0,"cache_read_input_tokens":20,"output_tokens":3}}"#;
+    let ccr = Ccr::start(&single_attempt(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "",
+        "",
+    )))
+    .await;
+
+    // 8 streams and 4 non-streams, at most 4 at a time.
+    for batch in 0..3 {
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let stream = batch < 2;
+            if !stream {
+                upstream.then(Reply::Json(json.to_string()));
+            }
+            let request = messages_request(&ccr, small_request("m", stream));
+            tasks.push(tokio::spawn(async move {
+                (i, request.send().await.unwrap().text().await.unwrap())
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+    // A 429.
+    upstream.then(Reply::Status {
+        status: 429,
+        headers: vec![],
+        body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#.into(),
+    });
+    assert_eq!(
+        messages_request(&ccr, small_request("m", true))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    // A cut stream.
+    let full = sse_stream("cut", 5, 5);
+    upstream.then(Reply::CutAfter {
+        before: full[..full.find("event: content_block_delta").unwrap()].to_string(),
+    });
+    messages_request(&ccr, small_request("m", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ccr.records.wait_for(14).await;
+
+    let stats: Value = client()
+        .get(ccr.url("/api/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["version"], 1);
+    let totals = &stats["totals"];
+    assert_eq!(totals["requests"], 14);
+    assert_eq!(totals["successes"], 12);
+    assert_eq!(
+        totals["streaming"], 10,
+        "8 streams, the 429 and the cut stream asked to stream"
+    );
+    assert_eq!(totals["failures"]["rate_limit"], 1);
+    assert_eq!(totals["failures"]["stream_cut"], 1);
+    // Streams report 100 in / 7 out, non-streams 50 in / 3 out / 20 cache read; the cut
+    // stream got as far as its message_start (5 in / 1 out).
+    assert_eq!(totals["tokens"]["input"], 8 * 100 + 4 * 50 + 5);
+    assert_eq!(totals["tokens"]["output"], 8 * 7 + 4 * 3 + 1);
+    assert_eq!(totals["tokens"]["cache_read"], 4 * 20);
+    let row = &stats["rows"][0];
+    assert_eq!(
+        (
+            row["provider"].as_str(),
+            row["target"].as_str(),
+            row["scenario"].as_str()
+        ),
+        (Some("up"), Some("up"), Some("default"))
+    );
+    assert!(row["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(row["ttft_ms"]["p99"].as_f64().is_some());
+    assert!(row["requests_per_minute"].as_f64().unwrap() > 0.0);
+
+    let metrics = client()
+        .get(ccr.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = scrape(&metrics);
+    assert_eq!(sum(&scrape, "ccr_requests_total", &[]), 14.0);
+    assert_eq!(
+        sum(&scrape, "ccr_requests_total", &[("outcome", "success")]),
+        12.0
+    );
+    assert_eq!(
+        sum(&scrape, "ccr_requests_total", &[("outcome", "rate_limit")]),
+        1.0
+    );
+    assert_eq!(
+        sum(&scrape, "ccr_tokens_total", &[("kind", "input")]),
+        1005.0
+    );
+    assert_eq!(
+        sum(&scrape, "ccr_tokens_total", &[("kind", "output")]),
+        69.0
+    );
+    assert_eq!(sum(&scrape, "ccr_streaming_requests_total", &[]), 10.0);
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "ccr_request_duration_seconds")
+        .expect("a duration histogram");
+    match &histogram.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().unwrap().count, 14.0)
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    ccr.shutdown().await;
+
+    // A client that goes away mid-stream is counted as cancelled.
+    let (stalled, release, _, split) = stalled_mid_stream().await;
+    let ccr = Ccr::start(&config_yaml(&stalled.base_url(), "up/*", "", "")).await;
+    let mut response = messages_request(&ccr, small_request("m", true))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = 0;
+    while seen < split {
+        seen += response.chunk().await.unwrap().unwrap().len();
+    }
+    drop(response);
+    let records = ccr.records.wait_for(1).await;
+    assert_eq!(records[0].outcome, ccr::record::Outcome::ClientGone);
+    let stats: Value = client()
+        .get(ccr.url("/api/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["totals"]["failures"]["cancelled"], 1);
+    release.notify_one();
+    ccr.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_views_are_per_server_and_guarded_by_the_client_key() {
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: sse_stream("ok", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    let a = Ccr::start(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "    api_key: k\n",
+        "  api_key: secret-key\n",
+    ))
+    .await;
+    let b = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
+    messages_request(&b, small_request("m", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    b.records.wait_for(1).await;
+    assert_eq!(
+        client()
+            .get(a.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client()
+            .get(a.url("/api/stats"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let a_stats: Value = client()
+        .get(a.url("/api/stats"))
+        .header("x-api-key", "secret-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        a_stats["totals"]["requests"], 0,
+        "b's request is not in a's stats"
+    );
+    let response = client().get(b.url("/health")).send().await.unwrap();
+    assert!(
+        response.headers()["x-ccr-overhead-us"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok()
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
