@@ -2,6 +2,7 @@
 //! Each subcommand lives in its own file as a thin layer over the `ccr` library.
 
 mod serve;
+mod stats;
 mod token;
 
 use std::path::PathBuf;
@@ -32,8 +33,10 @@ struct Cli {
 enum Command {
     /// Run the proxy server
     Serve(serve::Args),
-    /// Manage CodeWhisperer (Kiro) accounts: import, list, remove
+    /// Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove
     Token(token::Args),
+    /// Show a running server's stats
+    Stats(stats::Args),
 }
 
 /// A failure to report, with the exit code it maps to.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(cli.config, cli.data_dir, args),
         Command::Token(args) => token::run(cli.config, cli.data_dir, args),
+        Command::Stats(args) => stats::run(cli.config, cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! ccr: a local router that lets Anthropic Messages API clients use other model providers.
 //! The core library; the `ccr` binary in `commands/` is a thin CLI over it.
 
+pub mod admin;
 pub mod anthropic;
 pub mod background;
 pub mod config;

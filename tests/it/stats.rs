@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
-use crate::support::{Ccr, client, config_yaml, messages_request, single_attempt, small_request};
+use crate::support::{
+    Ccr, client, config_yaml, messages_request, run_ccr, single_attempt, small_request,
+};
 
 fn scrape(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
@@ -253,4 +255,74 @@ async fn the_views_are_per_server_and_guarded_by_the_client_key() {
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn ccr_stats_shows_a_live_server_as_a_table_or_json() {
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: sse_stream("ok", 100, 7),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/claude-x", "", "")).await;
+    for _ in 0..3 {
+        messages_request(&ccr, small_request("m", true))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    }
+    ccr.records.wait_for(3).await;
+    let url = ccr.url("");
+
+    let (code, table, stderr) = run_ccr(&["stats", "--url", &url], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    insta::with_settings!({filters => vec![
+        // Latencies and rates vary from run to run.
+        (r"\| +\d+(\.\d+)? +\| +\d+ +\| +\d+ +\| +\d+ +\| +\d+ +\|", "| [rpm] | [p50] | [p90] | [p99] | [ttft] |"),
+    ]}, {
+        insta::assert_snapshot!("ccr_stats_table", table);
+    });
+
+    let (code, json, _) = run_ccr(&["stats", "--url", &url, "--json", "--by", "model"], &[]).await;
+    assert_eq!(code, Some(0));
+    let document: ccr::stats::render::Document = serde_json::from_str(&json).unwrap();
+    assert_eq!(document.totals.requests, 3);
+    assert_eq!(document.rows[0].model, "claude-x");
+    assert_eq!(document.totals.tokens.input, 300);
+
+    let (code, by_model, _) = run_ccr(&["stats", "--url", &url, "--by", "model"], &[]).await;
+    assert_eq!(code, Some(0));
+    assert!(by_model.contains("claude-x"), "{by_model}");
+    ccr.shutdown().await;
+
+    // No server there any more.
+    let (code, _, stderr) = run_ccr(&["stats", "--url", &url], &[]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!("no ccr server at {url}: is ccr serve running?")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn ccr_stats_explains_a_refused_key() {
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: sse_stream("ok", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "    api_key: k\n",
+        "  api_key: the-key\n",
+    ))
+    .await;
+    let (code, _, stderr) = run_ccr(&["stats", "--url", &ccr.url("")], &[]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("refused the key"), "{stderr}");
+    ccr.shutdown().await;
 }

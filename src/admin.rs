@@ -1,0 +1,56 @@
+//! The client side of ccr's admin endpoints, for `ccr stats` (and later `ccr replay`).
+
+use crate::config::Secret;
+use crate::stats::render::Document;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no ccr server at {url}: is ccr serve running?")]
+    NoServer { url: String },
+    #[error(
+        "ccr at {url} refused the key: pass the server's `server.api_key` (the same config, or CCR_API_KEY)"
+    )]
+    Unauthorized { url: String },
+    #[error("ccr at {url} answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("ccr at {url} sent stats this version cannot read: {detail}")]
+    Unreadable { url: String, detail: String },
+}
+
+/// Reads `/api/stats` from a running server.
+pub async fn fetch_stats(base_url: &str, key: Option<&Secret>) -> Result<Document, AdminError> {
+    let url = format!("{}/api/stats", base_url.trim_end_matches('/'));
+    let client = crate::providers::plain_client().map_err(|e| AdminError::Unreadable {
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut request = client.get(&url);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key.expose());
+    }
+    let response = request.send().await.map_err(|_| AdminError::NoServer {
+        url: base_url.to_string(),
+    })?;
+    match response.status().as_u16() {
+        200 => {}
+        401 => {
+            return Err(AdminError::Unauthorized {
+                url: base_url.to_string(),
+            });
+        }
+        status => {
+            return Err(AdminError::Status {
+                url: base_url.to_string(),
+                status,
+            });
+        }
+    }
+    let bytes = response.bytes().await.map_err(|e| AdminError::Unreadable {
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| AdminError::Unreadable {
+        url,
+        detail: e.to_string(),
+    })
+}
