@@ -7,6 +7,7 @@ use std::hint::black_box;
 use ccr::anthropic::events::SseWriter;
 use ccr::anthropic::types::MessagesBody;
 use ccr::config::ModelConfig;
+use ccr::providers::WireConverter;
 use ccr::providers::openai::request::to_openai;
 use ccr::providers::openai::stream::Converter;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

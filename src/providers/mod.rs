@@ -300,8 +300,9 @@ pub(crate) fn http_client(
         })
 }
 
-/// A converter from an upstream's wire bytes to Anthropic events, fed as bytes arrive.
-pub(crate) trait WireConverter: Send + Unpin + 'static {
+/// A converter from an upstream's wire bytes to Anthropic events, fed as bytes arrive:
+/// `feed` each chunk, `finish` when the body ends.
+pub trait WireConverter: Send + Unpin + 'static {
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>);
     /// The body ended.
     fn finish(&mut self, out: &mut Vec<StreamEvent>);

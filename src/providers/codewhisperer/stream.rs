@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::eventstream::{FrameError, FrameReader, header};
 use crate::anthropic::events::{BlockKind, Delta, StopReason, StreamEvent};
 use crate::anthropic::{ApiError, ErrorType, Usage, ids};
+use crate::providers::WireConverter;
 
 /// The context window `contextUsagePercentage` is a share of.
 const CONTEXT_WINDOW_TOKENS: f64 = 200_000.0;
@@ -98,53 +99,6 @@ impl Converter {
             output_bytes: 0,
             done: false,
         }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        self.frames.push(bytes);
-        while !self.done {
-            match self.frames.next_message() {
-                Ok(Some(message)) => self.message(&message, out),
-                Ok(None) => return,
-                Err(error) => return self.corrupt(error, out),
-            }
-        }
-    }
-
-    /// The body ended: close what is open and finish the message, unless a frame was cut.
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.done {
-            return;
-        }
-        if self.frames.has_partial_frame() {
-            let message = format!(
-                "{} ended its response in the middle of an event-stream frame",
-                self.provider
-            );
-            return self.fail(out, ErrorType::Api, message);
-        }
-        self.start(out);
-        self.close_open(out);
-        if self.done {
-            return;
-        }
-        let stop_reason = if self.called_tools {
-            StopReason::ToolUse
-        } else {
-            StopReason::EndTurn
-        };
-        let usage = Usage {
-            input_tokens: self.context_tokens.unwrap_or(self.estimated_input_tokens),
-            output_tokens: self.output_bytes.div_ceil(4),
-            ..Usage::default()
-        };
-        out.push(StreamEvent::MessageDelta { stop_reason, usage });
-        out.push(StreamEvent::MessageStop);
-        self.done = true;
     }
 
     fn message(&mut self, message: &Message, out: &mut Vec<StreamEvent>) {
@@ -357,17 +311,52 @@ fn exception_error(kind: &str) -> (ErrorType, http::StatusCode) {
     (error_type, error_type.default_status())
 }
 
-impl crate::providers::WireConverter for Converter {
-    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        Converter::feed(self, bytes, out);
-    }
-
-    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        Converter::finish(self, out);
-    }
-
+impl WireConverter for Converter {
     fn is_done(&self) -> bool {
-        Converter::is_done(self)
+        self.done
+    }
+
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        self.frames.push(bytes);
+        while !self.done {
+            match self.frames.next_message() {
+                Ok(Some(message)) => self.message(&message, out),
+                Ok(None) => return,
+                Err(error) => return self.corrupt(error, out),
+            }
+        }
+    }
+
+    /// The body ended: close what is open and finish the message, unless a frame was cut.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.done {
+            return;
+        }
+        if self.frames.has_partial_frame() {
+            let message = format!(
+                "{} ended its response in the middle of an event-stream frame",
+                self.provider
+            );
+            return self.fail(out, ErrorType::Api, message);
+        }
+        self.start(out);
+        self.close_open(out);
+        if self.done {
+            return;
+        }
+        let stop_reason = if self.called_tools {
+            StopReason::ToolUse
+        } else {
+            StopReason::EndTurn
+        };
+        let usage = Usage {
+            input_tokens: self.context_tokens.unwrap_or(self.estimated_input_tokens),
+            output_tokens: self.output_bytes.div_ceil(4),
+            ..Usage::default()
+        };
+        out.push(StreamEvent::MessageDelta { stop_reason, usage });
+        out.push(StreamEvent::MessageStop);
+        self.done = true;
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::anthropic::events::{BlockKind, Delta, StopReason, StreamEvent};
 use crate::anthropic::{ApiError, CCR_SIGNATURE_PREFIX, ErrorType, Usage, ids};
+use crate::providers::WireConverter;
 
 /// One `data:` chunk of the upstream stream; unknown fields are ignored.
 #[derive(Deserialize)]
@@ -147,54 +148,6 @@ impl Converter {
             output_bytes: 0,
             done: false,
         }
-    }
-
-    /// True once the response has ended (`message_stop` or an `error` was emitted).
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// Takes the next bytes of the body; lines, JSON and UTF-8 may be cut anywhere.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        while !self.done {
-            let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
-                self.partial.extend_from_slice(bytes);
-                return;
-            };
-            if self.partial.is_empty() {
-                self.line(&bytes[..newline], out);
-            } else {
-                self.partial.extend_from_slice(&bytes[..newline]);
-                let line = std::mem::take(&mut self.partial);
-                self.line(&line, out);
-                self.partial = line;
-                self.partial.clear();
-            }
-            bytes = &bytes[newline + 1..];
-        }
-    }
-
-    /// The body has ended. A stream that ends before a finish reason was cut short.
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.done {
-            return;
-        }
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.line(&line, out);
-            if self.done {
-                return;
-            }
-        }
-        if self.finish_reason.is_none() {
-            self.fail(
-                out,
-                ErrorType::Api,
-                format!("{} ended its response before finishing it", self.provider),
-            );
-            return;
-        }
-        self.complete(out);
     }
 
     fn line(&mut self, line: &[u8], out: &mut Vec<StreamEvent>) {
@@ -512,17 +465,53 @@ fn error_type_for(kind: Option<&str>) -> ErrorType {
     }
 }
 
-impl crate::providers::WireConverter for Converter {
-    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        Converter::feed(self, bytes, out);
-    }
-
-    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        Converter::finish(self, out);
-    }
-
+impl WireConverter for Converter {
+    /// True once the response has ended (`message_stop` or an `error` was emitted).
     fn is_done(&self) -> bool {
-        Converter::is_done(self)
+        self.done
+    }
+
+    /// Takes the next bytes of the body; lines, JSON and UTF-8 may be cut anywhere.
+    fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        while !self.done {
+            let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
+                self.partial.extend_from_slice(bytes);
+                return;
+            };
+            if self.partial.is_empty() {
+                self.line(&bytes[..newline], out);
+            } else {
+                self.partial.extend_from_slice(&bytes[..newline]);
+                let line = std::mem::take(&mut self.partial);
+                self.line(&line, out);
+                self.partial = line;
+                self.partial.clear();
+            }
+            bytes = &bytes[newline + 1..];
+        }
+    }
+
+    /// The body has ended. A stream that ends before a finish reason was cut short.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.done {
+            return;
+        }
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line, out);
+            if self.done {
+                return;
+            }
+        }
+        if self.finish_reason.is_none() {
+            self.fail(
+                out,
+                ErrorType::Api,
+                format!("{} ended its response before finishing it", self.provider),
+            );
+            return;
+        }
+        self.complete(out);
     }
 }
 
