@@ -445,7 +445,7 @@ mod manager {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_healthy_account_does_not_wait_for_another_accounts_refresh() {
         let refresh = MockRefresh::start(&[&format!("{REFRESH}-slow")], 3600).await;
-        refresh.slow_down(Duration::from_secs(3));
+        let release = refresh.hold();
         let upstream = MockUpstream::start(Reply::ByBearer {
             token: "aoa-old-fine".into(),
             ok: Box::new(ok_frames("fine")),
@@ -470,13 +470,16 @@ mod manager {
             data.path().to_str().unwrap(),
         ))
         .await;
-        // Start a request on the account whose token must be refreshed (slowly)...
+        // Start a request on the account whose token must be refreshed; the refresh endpoint
+        // holds its answer until released...
         let slow = messages_request(&ccr, body("kiro-slow/claude-sonnet-4-5"));
         let slow = tokio::spawn(async move { slow.send().await.unwrap().text().await.unwrap() });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(refresh.calls(), 1, "the slow refresh is under way");
-        // ...and the other account answers meanwhile.
-        let started = Instant::now();
+        let deadline = Instant::now() + crate::support::PATIENCE;
+        while refresh.calls() == 0 {
+            assert!(Instant::now() < deadline, "the refresh never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // ...and the other account answers meanwhile (were it waiting, this would hang).
         for _ in 0..5 {
             let text = messages_request(&ccr, body("kiro-fine/claude-sonnet-4-5"))
                 .send()
@@ -487,11 +490,8 @@ mod manager {
                 .unwrap();
             assert_eq!(check_stream(&text).text(), "fine");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "the healthy account waited on the other's refresh"
-        );
-        assert!(!slow.is_finished(), "the refresh was still running");
+        assert!(!slow.is_finished(), "the held refresh was still running");
+        release.notify_waiters();
         assert_eq!(check_stream(&slow.await.unwrap()).text(), "ok");
         ccr.shutdown().await;
     }
@@ -543,7 +543,7 @@ mod manager {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ccr_token_refresh_and_serve_refreshing_together_spend_the_refresh_token_once() {
         let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
-        refresh.slow_down(Duration::from_millis(800));
+        let release = refresh.hold();
         let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
         let cli_yaml = format!(
             "credentials: {{ store: file }}\nproviders:\n  kiro-work: {{ type: codewhisperer, accounts: [work], refresh_url: \"{}\" }}\nroutes: {{ default: [kiro-work/*] }}\n",
@@ -558,24 +558,36 @@ mod manager {
             data.path(),
         )
         .await;
-        // serve refreshes the expired token for this request while the CLI refreshes too.
+        // serve refreshes the expired token for this request; its refresh call is held at
+        // the mock while it holds the account's lock file.
         let request = messages_request(&ccr, body("claude-sonnet-4-5"));
         let served =
             tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let (code, _, stderr) = run_ccr(
-            &[
-                "--config",
-                &cli_config,
-                "--data-dir",
-                &data_dir,
-                "token",
-                "refresh",
-                "work",
-            ],
-            &[],
-        )
-        .await;
+        let deadline = Instant::now() + crate::support::PATIENCE;
+        while refresh.calls() == 0 {
+            assert!(Instant::now() < deadline, "serve never started its refresh");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The command refreshes the same account meanwhile: it reads the stored token, then
+        // waits for the lock. Release serve's refresh once the command is well under way.
+        let args: Vec<String> = [
+            "--config",
+            &cli_config,
+            "--data-dir",
+            &data_dir,
+            "token",
+            "refresh",
+            "work",
+        ]
+        .map(String::from)
+        .to_vec();
+        let cli = tokio::spawn(async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_ccr(&args, &[]).await
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        release.notify_waiters();
+        let (code, _, stderr) = cli.await.unwrap();
         assert_eq!(code, Some(0), "{stderr}");
         assert_eq!(check_stream(&served.await.unwrap()).text(), "ok");
         assert_eq!(refresh.calls(), 1, "one refresh call between the two");

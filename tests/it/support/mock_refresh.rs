@@ -23,6 +23,8 @@ struct State {
     issued: AtomicUsize,
     /// Each answer waits this long, to make refreshes overlap with other work.
     delay: Mutex<std::time::Duration>,
+    /// While set, answers wait until it is notified.
+    gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 #[derive(Clone)]
@@ -73,6 +75,13 @@ impl MockRefresh {
         *self.state.delay.lock().unwrap() = delay;
     }
 
+    /// Holds every answer until the returned `Notify` is notified (`notify_waiters`).
+    pub fn hold(&self) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        *self.state.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
     pub fn calls(&self) -> usize {
         self.state.calls.load(Ordering::SeqCst)
     }
@@ -86,6 +95,10 @@ async fn answer(
     state.calls.fetch_add(1, Ordering::SeqCst);
     let delay = *state.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
+    let gate = state.gate.lock().unwrap().clone();
+    if let Some(gate) = gate {
+        gate.notified().await;
+    }
     let idc = request.uri().path() == "/token";
     let body = request
         .into_body()
