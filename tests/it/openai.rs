@@ -382,8 +382,8 @@ async fn a_silent_upstream_mid_stream_hits_the_idle_timeout_with_pings_before() 
     let ccr = Ccr::start(&openai_config(
         &upstream.base_url(),
         "deep",
-        "    timeouts: { idle: 1s }\n",
-        "  ping_interval: 200ms\n",
+        "    timeouts: { idle: 2s }\n",
+        "  ping_interval: 100ms\n",
     ))
     .await;
     let response = messages_request(&ccr, body(true)).send().await.unwrap();
@@ -398,7 +398,7 @@ async fn a_silent_upstream_mid_stream_hits_the_idle_timeout_with_pings_before() 
         error["message"]
             .as_str()
             .unwrap()
-            .contains("did not send more of its response within 1s"),
+            .contains("did not send more of its response within 2s"),
         "{error}"
     );
     release.notify_one();
