@@ -67,6 +67,20 @@ pub enum StopReason {
 }
 
 impl StreamEvent {
+    /// The `message_start` of a message ccr assembles: a fresh id, the model the client
+    /// asked for, and ccr's input estimate until the upstream reports its usage.
+    pub fn message_start(model: &str, estimated_input_tokens: u64) -> StreamEvent {
+        StreamEvent::MessageStart {
+            id: super::ids::message_id(),
+            model: model.to_string(),
+            usage: Usage {
+                input_tokens: estimated_input_tokens,
+                output_tokens: 1,
+                ..Usage::default()
+            },
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StreamEvent::MessageStart { .. } => "message_start",

@@ -406,15 +406,10 @@ impl Converter {
             return;
         }
         self.started = true;
-        out.push(StreamEvent::MessageStart {
-            id: ids::message_id(),
-            model: self.model.clone(),
-            usage: Usage {
-                input_tokens: self.estimated_input_tokens,
-                output_tokens: 1,
-                ..Usage::default()
-            },
-        });
+        out.push(StreamEvent::message_start(
+            &self.model,
+            self.estimated_input_tokens,
+        ));
     }
 
     fn complete(&mut self, out: &mut Vec<StreamEvent>) {
