@@ -39,19 +39,48 @@ struct Head<'a> {
     model: Option<&'a RawValue>,
     #[serde(borrow)]
     stream: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    thinking: Option<TypeOnly<'a>>,
     #[serde(default)]
-    thinking: Option<TypeOnly>,
-    #[serde(default)]
-    tools: Option<Vec<TypeOnly>>,
+    tools: Option<WebSearchTool>,
     #[serde(default)]
     metadata: Option<Metadata>,
 }
 
 /// An object of which only `type` matters here; its other fields are skipped.
 #[derive(Deserialize)]
-struct TypeOnly {
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
+struct TypeOnly<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Whether a `tools` list holds a `web_search_*` server tool, read without keeping the list.
+struct WebSearchTool(bool);
+
+impl<'de> Deserialize<'de> for WebSearchTool {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ToolsVisitor;
+        impl<'de> serde::de::Visitor<'de> for ToolsVisitor {
+            type Value = WebSearchTool;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of tools")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<WebSearchTool, A::Error> {
+                let mut found = false;
+                while let Some(tool) = seq.next_element::<TypeOnly<'de>>()? {
+                    found |= tool
+                        .kind
+                        .as_deref()
+                        .is_some_and(|k| k.starts_with("web_search"));
+                }
+                Ok(WebSearchTool(found))
+            }
+        }
+        deserializer.deserialize_seq(ToolsVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -96,11 +125,7 @@ impl MessagesRequest {
         };
         let facts = RoutingFacts {
             thinking_enabled: head.thinking.and_then(|t| t.kind).as_deref() == Some("enabled"),
-            web_search: head.tools.unwrap_or_default().iter().any(|t| {
-                t.kind
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with("web_search"))
-            }),
+            web_search: head.tools.is_some_and(|t| t.0),
             session: head
                 .metadata
                 .and_then(|m| m.user_id)
