@@ -99,8 +99,15 @@ impl CodeWhispererProvider {
 
     /// Sends with the account's token; if CodeWhisperer refuses it (401/403), renews the
     /// token once (a single refresh however many requests saw the same refusal) and tries
-    /// again.
+    /// again. The client's body is parsed once for both tries.
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
+        let body = MessagesBody::parse(call.request.body()).map_err(|e| {
+            self.refused(
+                ErrorType::InvalidRequest,
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+            )
+        })?;
         let no_token = |e: crate::credentials::CredentialsError| {
             self.refused(
                 ErrorType::Authentication,
@@ -109,12 +116,12 @@ impl CodeWhispererProvider {
             )
         };
         let token = self.tokens.token(&self.account).await.map_err(no_token)?;
-        match self.send_with(call, &token).await {
+        match self.send_with(call, &body, &token).await {
             Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(401 | 403)) => {
                 let Ok(renewed) = self.tokens.rejected(&self.account, &token).await else {
                     return Err(error);
                 };
-                self.send_with(call, &renewed).await
+                self.send_with(call, &body, &renewed).await
             }
             other => other,
         }
@@ -123,17 +130,11 @@ impl CodeWhispererProvider {
     async fn send_with(
         &self,
         call: Call<'_>,
+        body: &MessagesBody,
         token: &crate::credentials::Token,
     ) -> Result<Reply, ProviderError> {
         let started = Instant::now();
         let first_byte_deadline = started + self.timeouts.first_byte.0;
-        let body = MessagesBody::parse(call.request.body()).map_err(|e| {
-            self.refused(
-                ErrorType::InvalidRequest,
-                StatusCode::BAD_REQUEST,
-                e.to_string(),
-            )
-        })?;
         let conversation_id = uuid_v4();
         let options = request::Options {
             model_id: self.model_id(call.model),
@@ -141,7 +142,7 @@ impl CodeWhispererProvider {
             conversation_id: &conversation_id,
             max_description_chars: MAX_DESCRIPTION_CHARS,
         };
-        let upstream_body = request::to_codewhisperer(&body, &options).map_err(|e| {
+        let upstream_body = request::to_codewhisperer(body, &options).map_err(|e| {
             self.refused(
                 ErrorType::InvalidRequest,
                 StatusCode::BAD_REQUEST,
