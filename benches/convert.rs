@@ -16,7 +16,7 @@ use serde_json::json;
 fn fixture_body() -> Vec<u8> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/claude-code-first-turn.json"
+        "/tests/fixtures/claude-code-first-turn.json"
     );
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -167,7 +167,7 @@ async fn throughput(client: &reqwest::Client, url: &str, body: &Bytes, expect: u
 fn fixture_body() -> Bytes {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/claude-code-first-turn.json"
+        "/tests/fixtures/claude-code-first-turn.json"
     );
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

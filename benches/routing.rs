@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 fn long_body() -> Vec<u8> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/claude-code-first-turn.json"
+        "/tests/fixtures/claude-code-first-turn.json"
     );
     let mut body: Value = serde_json::from_str::<Value>(&std::fs::read_to_string(path).unwrap())
         .unwrap()["body"]

@@ -251,7 +251,7 @@ mod tests {
     fn parses_the_claude_code_fixture() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/claude-code-first-turn.json"
+            "/tests/fixtures/claude-code-first-turn.json"
         );
         let value: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -60,23 +60,77 @@ pub enum ConfigError {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ConfigFile")]
 pub struct Config {
-    #[serde(default)]
     pub server: ServerConfig,
-    #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     pub routes: RoutesConfig,
-    #[serde(default)]
     pub router: RouterConfig,
-    #[serde(default)]
     pub credentials: CredentialsConfig,
-    #[serde(default)]
     pub stats: StatsConfig,
     /// The data directory (`--data-dir`, `CCR_DATA_DIR`, else the platform's), set by the
     /// loader; not a YAML key.
-    #[serde(skip)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// The file as written: every section may be left out. A file without `providers` and
+/// `routes` builds on the embedded default's Anthropic pass-through, so a file that only
+/// says `credentials: { store: file }` is a working config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    server: ServerConfig,
+    providers: Option<BTreeMap<String, ProviderConfig>>,
+    routes: Option<RoutesConfig>,
+    #[serde(default)]
+    router: RouterConfig,
+    #[serde(default)]
+    credentials: CredentialsConfig,
+    #[serde(default)]
+    stats: StatsConfig,
+}
+
+impl TryFrom<ConfigFile> for Config {
+    type Error = String;
+
+    fn try_from(file: ConfigFile) -> Result<Config, String> {
+        let (providers, routes) = match (file.providers, file.routes) {
+            (providers, Some(routes)) => (providers.unwrap_or_else(default_providers), routes),
+            (None, None) => (default_providers(), default_routes()),
+            (Some(providers), None) => {
+                let first = providers.keys().next().map_or("anthropic", String::as_str);
+                return Err(format!(
+                    "routes: missing: a file that lists `providers` must say where requests go, e.g. `routes: {{ default: [{first}/*] }}`"
+                ));
+            }
+        };
+        Ok(Config {
+            server: file.server,
+            providers,
+            routes,
+            router: file.router,
+            credentials: file.credentials,
+            stats: file.stats,
+            data_dir: None,
+        })
+    }
+}
+
+/// The embedded default's section, for a file that leaves it out.
+fn embedded_file() -> ConfigFile {
+    // Embedded text that names no variable, checked by the unit tests.
+    serde_norway::from_str(EMBEDDED_DEFAULT).expect("the embedded default config parses")
+}
+
+fn default_providers() -> BTreeMap<String, ProviderConfig> {
+    embedded_file().providers.unwrap_or_default()
+}
+
+fn default_routes() -> RoutesConfig {
+    embedded_file()
+        .routes
+        .expect("the embedded default has routes")
 }
 
 /// `stats:` — the periodic stats log line.
@@ -389,6 +443,11 @@ impl Config {
         source: &Source,
         env: Option<HashMap<String, String>>,
     ) -> Result<Config, ConfigError> {
+        // An empty file (or one holding only comments) is the embedded default.
+        let text = match serde_norway::from_str::<serde_norway::Value>(text) {
+            Ok(serde_norway::Value::Null) => EMBEDDED_DEFAULT,
+            _ => text,
+        };
         let parsed: Result<Config, serde_norway::Error> =
             values::with_env(env, || serde_norway::from_str(text));
         parsed.map_err(|e| ConfigError::Parse {

@@ -1,4 +1,4 @@
-//! Which scenario a request belongs to, in DESIGN.md's order: explicit `provider/model` →
+//! Which scenario a request belongs to, in this order (docs/architecture.md): explicit `provider/model` →
 //! `long_context` → `background` → `web_search` → `thinking` → `default`.
 
 use crate::anthropic::{MessagesRequest, estimate};

@@ -113,10 +113,13 @@ pub(super) async fn run(
             Some(&error),
             started_at,
         ));
-        let give_up = |pending: PendingRecord, error: ProviderError| {
+        let give_up = |mut pending: PendingRecord, error: ProviderError| {
             remember(None);
+            // ccr's own time only: waiting on upstreams and between retries is not ours.
+            pending.record.timings.overhead = overhead_before;
             let mut response = upstream_failure(pending, error);
             routed.apply(response.headers_mut());
+            super::service::set_overhead(response.headers_mut(), overhead_before);
             response
         };
         let (backoff, retry_after) = match router.failed(candidate.upstream, &error, attempt) {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use ccr::config::{self, Config, Overrides, Source};
 
-use crate::support::{run_ccr, temp_config};
+use crate::support::{CcrProcess, client, run_ccr, temp_config};
 
 const BASE: &str =
     "providers:\n  anthropic:\n    type: anthropic\nroutes:\n  default: [anthropic/*]\n";
@@ -206,4 +206,77 @@ async fn the_binary_reads_ccr_config_from_the_environment() {
         stderr.contains("would expose ccr beyond this machine"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_file_without_providers_and_routes_builds_on_the_embedded_default() {
+    let (_dir, path) = temp_config("credentials: { store: file }\nrouter: { max_attempts: 2 }\n");
+    let config = config::load(Some(&path), true, &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(config.credentials.store, config::StoreKind::File);
+    assert_eq!(config.router.max_attempts, 2);
+    assert_eq!(config.providers.keys().collect::<Vec<_>>(), ["anthropic"]);
+    assert!(
+        config.providers["anthropic"].key().is_none(),
+        "pass-through"
+    );
+    assert_eq!(
+        config.routes.default.targets[0].spec.to_string(),
+        "anthropic/*"
+    );
+}
+
+#[test]
+fn an_empty_file_is_the_embedded_default() {
+    for text in ["", "\n\n", "# nothing configured yet\n"] {
+        let (_dir, path) = temp_config(text);
+        let loaded = config::load(Some(&path), true, &Overrides::default()).unwrap();
+        assert_eq!(loaded.source, Source::File(path.clone()), "{text:?}");
+        assert_eq!(loaded.config.server.port, 3456);
+        assert_eq!(
+            loaded.config.providers.keys().collect::<Vec<_>>(),
+            ["anthropic"]
+        );
+    }
+}
+
+#[test]
+fn providers_without_routes_say_where_to_add_them() {
+    let text = load_err("providers:\n  deepseek: { type: openai, api_key: k }\n");
+    assert!(
+        text.contains("routes") && text.contains("default: [deepseek/*]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn routes_without_providers_use_the_default_providers() {
+    let (_dir, path) = temp_config("routes:\n  default: [anthropic/claude-sonnet-4-5]\n");
+    let config = config::load(Some(&path), true, &Overrides::default())
+        .unwrap()
+        .config;
+    assert_eq!(config.providers.keys().collect::<Vec<_>>(), ["anthropic"]);
+    assert_eq!(
+        config.routes.default.targets[0].spec.to_string(),
+        "anthropic/claude-sonnet-4-5"
+    );
+}
+
+#[test]
+fn errors_in_a_partial_file_still_name_the_field_and_line() {
+    let text = load_err("credentials:\n  store: file\n  stor: keyring\n");
+    assert!(text.contains("credentials: unknown field `stor`"), "{text}");
+    assert!(text.contains("line 3"), "{text}");
+}
+
+#[tokio::test]
+async fn serve_starts_from_a_file_that_only_chooses_the_file_store() {
+    let ccr = CcrProcess::serve(Some("credentials: { store: file }\n"), &[]).await;
+    let response = client().get(ccr.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
+    ccr.sigterm();
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
 }

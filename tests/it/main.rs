@@ -6,6 +6,7 @@ mod config;
 mod estimate;
 mod openai;
 mod passthrough;
+mod repository;
 mod routing;
 mod server;
 mod stats;

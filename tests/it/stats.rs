@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
 use crate::support::{
-    Ccr, client, config_yaml, messages_request, run_ccr, single_attempt, small_request,
+    Ccr, client, config_yaml, messages_request, run_ccr, single_attempt, small_request, with_router,
 };
 
 fn scrape(text: &str) -> prometheus_parse::Scrape {
@@ -324,5 +324,44 @@ async fn ccr_stats_explains_a_refused_key() {
     let (code, _, stderr) = run_ccr(&["stats", "--url", &ccr.url("")], &[]).await;
     assert_eq!(code, Some(1));
     assert!(stderr.contains("refused the key"), "{stderr}");
+    ccr.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_overhead_header_after_retried_429s_leaves_out_the_backoff() {
+    let upstream = MockUpstream::start(Reply::Status {
+        status: 429,
+        headers: vec![("retry-after", "0".into())],
+        body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#
+            .into(),
+    })
+    .await;
+    // Three attempts on one upstream: two waits of at least 300 ms between them.
+    let yaml = with_router(
+        &config_yaml(&upstream.base_url(), "up/claude-x", "", ""),
+        "max_attempts: 3, backoff: 300ms, backoff_max: 300ms",
+    );
+    let ccr = Ccr::start(&yaml).await;
+    let response = messages_request(&ccr, small_request("m", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["x-ccr-attempts"], "3");
+    let overhead_us: u64 = response.headers()["x-ccr-overhead-us"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        overhead_us < 300_000,
+        "ccr's own time ({overhead_us} µs) must not include the 600 ms it waited between retries"
+    );
+    let record = &ccr.records.wait_for(1).await[0];
+    assert_eq!(record.timings.overhead.as_micros() as u64, overhead_us);
+    assert!(
+        record.timings.total.as_millis() >= 600,
+        "the waits did happen"
+    );
     ccr.shutdown().await;
 }

@@ -1,5 +1,6 @@
-//! Anthropic Messages request → CodeWhisperer `generateAssistantResponse` body (see
-//! `../shared/protocols/codewhisperer.md`, "Request body").
+//! Anthropic Messages request → CodeWhisperer `generateAssistantResponse` body: the
+//! `conversationState` that Kiro's own client sends (current message, alternating history,
+//! tool specifications and tool results), described in docs/architecture.md.
 //!
 //! The service answers `400 Improperly formed request` to anything off its narrow shape, so
 //! the conversation is normalised on the way: the history alternates user / assistant,
@@ -1315,7 +1316,7 @@ mod tests {
     fn golden_claude_code_first_turn() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/claude-code-first-turn.json"
+            "/tests/fixtures/claude-code-first-turn.json"
         );
         let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let input = &fixture["body"];

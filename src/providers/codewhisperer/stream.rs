@@ -1,5 +1,6 @@
-//! CodeWhisperer's event-stream messages → Anthropic events, as each frame arrives (see
-//! `../shared/protocols/codewhisperer.md`, "Response").
+//! CodeWhisperer's event-stream messages → Anthropic events, as each frame arrives: the
+//! AWS event-stream framing (https://docs.aws.amazon.com/AmazonS3/latest/API/RESTSelectObjectAppendix.html)
+//! carrying `assistantResponseEvent`, `toolUseEvent`, metering and exception messages.
 
 use std::collections::HashSet;
 

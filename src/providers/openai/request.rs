@@ -1,5 +1,5 @@
-//! Anthropic Messages request → OpenAI Chat Completions request (see
-//! `../shared/protocols/openai.md`, "Request: Anthropic → OpenAI").
+//! Anthropic Messages request → OpenAI Chat Completions request
+//! (https://platform.openai.com/docs/api-reference/chat/create).
 //!
 //! The output types borrow from the parsed request: bodies are 80–500 KB per call, most of
 //! it tool schemas and history text that only need copying once, into the output bytes.
@@ -1157,7 +1157,7 @@ mod tests {
     fn converts_the_claude_code_fixture() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/claude-code-first-turn.json"
+            "/tests/fixtures/claude-code-first-turn.json"
         );
         let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let input = &fixture["body"];

@@ -1,5 +1,6 @@
-//! OpenAI Chat Completions stream → Anthropic events: the state machine of
-//! `../shared/protocols/openai.md` ("Stream conversion"), fed with raw bytes as they arrive.
+//! OpenAI Chat Completions stream (https://platform.openai.com/docs/api-reference/chat-streaming)
+//! → Anthropic stream events (https://docs.anthropic.com/en/api/messages-streaming), fed with
+//! raw bytes as they arrive.
 
 use std::collections::BTreeMap;
 

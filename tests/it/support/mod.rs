@@ -26,9 +26,10 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub fn fixture() -> (Vec<(String, String)>, Vec<u8>) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/claude-code-first-turn.json"
+        "/tests/fixtures/claude-code-first-turn.json"
     );
-    let text = std::fs::read_to_string(path).expect("the shared fixture is beside the project");
+    let text = std::fs::read_to_string(path)
+        .expect("tests/fixtures/claude-code-first-turn.json is in the repository");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     let headers = value["headers"]
         .as_object()
