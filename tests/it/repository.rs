@@ -42,7 +42,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Ways a file reaches outside the checkout: the developers' shared folder beside it, or a
-/// `CARGO_MANIFEST_DIR`-relative literal that climbs out (`"/../x"`). Built at run time so
+/// `CARGO_MANIFEST_DIR`-relative string literal that climbs out of it. Built at run time so
 /// this file does not match itself.
 fn outside_patterns() -> Vec<String> {
     let up = "..";
