@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod background;
 pub mod config;
 pub mod credentials;
+pub mod failure;
 pub mod providers;
 pub mod record;
 pub mod routing;

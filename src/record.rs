@@ -1,5 +1,5 @@
 //! The per-request record: what happened to one request, handed to every sink (the access
-//! log now; stats and the failure log later) once the response has ended.
+//! log and stats) once the response has ended.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::anthropic::Usage;
+use crate::failure::Failure;
 
 /// How the response ended, as the client saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,8 +35,8 @@ pub struct Attempt {
     pub model: String,
     /// The upstream's HTTP status, if it answered.
     pub status: Option<u16>,
-    /// `ok`, `http_4xx`, `rate_limited`, `server_error`, `connect`, `timeout`, `stream`.
-    pub class: &'static str,
+    /// Why the attempt failed; `None` when it succeeded.
+    pub failure: Option<Failure>,
     pub message: Option<String>,
     pub duration: Duration,
 }
@@ -63,6 +64,8 @@ pub struct RequestRecord {
     /// The status sent to the client.
     pub status: u16,
     pub outcome: Outcome,
+    /// Why the client did not get a complete answer; `None` when it did.
+    pub failure: Option<Failure>,
     pub error: Option<String>,
     /// The routing scenario (`default`, `background`, `thinking`…).
     pub scenario: Option<&'static str>,
@@ -105,6 +108,7 @@ impl RecordSink for AccessLog {
             overhead_us = r.timings.overhead.as_micros() as u64,
             input_tokens = usage.input_tokens,
             output_tokens = usage.output_tokens,
+            class = r.failure.map(|f| f.class.as_str()),
             error = r.error.as_deref(),
             "request finished"
         );
@@ -114,6 +118,10 @@ impl RecordSink for AccessLog {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    fn failure(status: u16) -> Option<Failure> {
+        (status != 200).then(|| Failure::upstream(crate::failure::Class::RateLimit))
+    }
 
     /// A finished request to provider `p`, target `t`, answered with `status`.
     pub(crate) fn record(status: u16) -> RequestRecord {
@@ -130,6 +138,7 @@ pub(crate) mod tests {
             } else {
                 Outcome::Failed
             },
+            failure: failure(status),
             error: None,
             scenario: Some("default"),
             attempts: vec![Attempt {
@@ -137,7 +146,7 @@ pub(crate) mod tests {
                 target: "t".into(),
                 model: "m".into(),
                 status: Some(status),
-                class: if status == 200 { "ok" } else { "rate_limited" },
+                failure: failure(status),
                 message: None,
                 duration: Duration::from_millis(5),
             }],

@@ -51,9 +51,14 @@ pub struct ApiError {
     pub status: StatusCode,
     pub kind: ErrorType,
     pub message: String,
-    /// How long the upstream that caused this is out, when the provider knows better than
-    /// the defaults (an exhausted quota): routing blacklists it that long. Never sent.
-    pub upstream_out_for: Option<std::time::Duration>,
+}
+
+/// An error as told to the client, with the typed failure behind it: what an upstream's
+/// `error` event or a broken stream becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failed {
+    pub error: ApiError,
+    pub failure: crate::failure::Failure,
 }
 
 impl ApiError {
@@ -62,7 +67,6 @@ impl ApiError {
             status: kind.default_status(),
             kind,
             message: message.into(),
-            upstream_out_for: None,
         }
     }
 

@@ -6,7 +6,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{ApiError, ErrorType, Usage};
+use super::{ApiError, ErrorType, Failed, Usage};
+use crate::failure::{Class, Failure};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
@@ -32,7 +33,8 @@ pub enum StreamEvent {
     },
     MessageStop,
     Ping,
-    Error(ApiError),
+    /// The upstream's own error, told to the client as an `error` event; the stream ends.
+    Error(Failed),
     /// Credits the upstream charged (CodeWhisperer's metering). Kept for the request's
     /// record; never written to the client.
     Metering {
@@ -214,7 +216,7 @@ impl SseWriter {
         self.buf.put_slice(event.name().as_bytes());
         self.buf.put_slice(b"\ndata: ");
         match event {
-            StreamEvent::Error(error) => self.buf.put_slice(&error.to_json()),
+            StreamEvent::Error(told) => self.buf.put_slice(&told.error.to_json()),
             other => {
                 let wire = to_wire(other);
                 serde_json::to_writer((&mut self.buf).writer(), &wire).expect("events serialize");
@@ -318,7 +320,7 @@ impl Fold {
     }
 
     /// Takes one event; an `error` event ends the fold with that error.
-    pub fn push(&mut self, event: StreamEvent) -> Result<(), ApiError> {
+    pub fn push(&mut self, event: StreamEvent) -> Result<(), Failed> {
         match event {
             StreamEvent::MessageStart { id, model, usage } => {
                 self.started = true;
@@ -348,19 +350,16 @@ impl Fold {
                     json.push_str(&more)
                 }
                 (_, delta) => {
-                    return Err(ApiError::new(
-                        ErrorType::Api,
-                        format!(
-                            "upstream stream out of order: {delta:?} does not fit the open block"
-                        ),
-                    ));
+                    return Err(bad_response(format!(
+                        "upstream stream out of order: {delta:?} does not fit the open block"
+                    )));
                 }
             },
             StreamEvent::MessageDelta { stop_reason, usage } => {
                 self.stop_reason = Some(stop_reason);
                 self.usage = usage;
             }
-            StreamEvent::Error(error) => return Err(error),
+            StreamEvent::Error(told) => return Err(told),
             StreamEvent::Metering { credits } => {
                 self.credits = Some(self.credits.unwrap_or(0.0) + credits)
             }
@@ -380,12 +379,13 @@ impl Fold {
     }
 
     /// The message as the API's JSON.
-    pub fn finish(self) -> Result<Bytes, ApiError> {
-        let incomplete = |what: &str| {
-            ApiError::new(
+    pub fn finish(self) -> Result<Bytes, Failed> {
+        let incomplete = |what: &str| Failed {
+            error: ApiError::new(
                 ErrorType::Api,
                 format!("the upstream's response ended without {what}"),
-            )
+            ),
+            failure: Failure::upstream(Class::StreamCut),
         };
         if !self.started {
             return Err(incomplete("message_start"));
@@ -397,7 +397,12 @@ impl Fold {
             .blocks
             .iter()
             .filter_map(|b| match b {
-                FoldBlock::ToolUse { json, name, .. } => Some(tool_input(json, name)),
+                FoldBlock::ToolUse { json, name, .. } => {
+                    Some(tool_input(json, name).map_err(|error| Failed {
+                        error,
+                        failure: Failure::upstream(Class::BadResponse),
+                    }))
+                }
                 _ => None,
             })
             .collect::<Result<_, _>>()?;
@@ -438,6 +443,14 @@ impl Fold {
 }
 
 /// A tool call's joined argument fragments as JSON; empty arguments are `{}`.
+/// An upstream answer that broke the stream grammar.
+fn bad_response(message: String) -> Failed {
+    Failed {
+        error: ApiError::new(ErrorType::Api, message),
+        failure: Failure::upstream(Class::BadResponse),
+    }
+}
+
 pub fn tool_input(json: &str, tool: &str) -> Result<Box<RawValue>, ApiError> {
     let text = if json.trim().is_empty() { "{}" } else { json };
     RawValue::from_string(text.to_string()).map_err(|e| {
@@ -580,7 +593,7 @@ mod tests {
             usage: Usage::default(),
         })
         .unwrap();
-        let err = fold.finish().unwrap_err();
+        let err = fold.finish().unwrap_err().error;
         assert!(
             err.message
                 .contains("invalid JSON arguments for tool `Read`"),
@@ -591,11 +604,11 @@ mod tests {
         let mut fold = Fold::new();
         fold.push(stream()[0].clone()).unwrap();
         let err = fold
-            .push(StreamEvent::Error(ApiError::new(
-                ErrorType::Overloaded,
-                "busy",
-            )))
+            .push(StreamEvent::Error(Failed {
+                error: ApiError::new(ErrorType::Overloaded, "busy"),
+                failure: Failure::upstream(Class::Upstream5xx),
+            }))
             .unwrap_err();
-        assert_eq!(err.kind, ErrorType::Overloaded);
+        assert_eq!(err.error.kind, ErrorType::Overloaded);
     }
 }

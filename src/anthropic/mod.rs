@@ -10,7 +10,7 @@ pub mod request;
 pub mod types;
 pub mod usage;
 
-pub use error::{ApiError, ErrorType};
+pub use error::{ApiError, ErrorType, Failed};
 
 /// Prefix of the signatures ccr puts on thinking blocks it builds from other providers'
 /// reasoning. Anthropic rejects signatures it did not make, so such blocks are removed from

@@ -2,10 +2,13 @@
 //! of it stays as the client's bytes, so a pass-through forwards it unchanged.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::types::{BodyError, MessagesBody};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
@@ -21,8 +24,10 @@ pub enum RequestError {
     StreamNotBool,
 }
 
-/// A Messages request: the client's bytes plus the fields ccr routes on.
-#[derive(Debug, Clone)]
+/// A Messages request: the client's bytes plus the fields ccr routes on. What converting
+/// providers need beyond that — the typed body and the input-token estimate — is computed
+/// on first use and shared by every attempt of the request.
+#[derive(Debug)]
 pub struct MessagesRequest {
     body: Bytes,
     model: String,
@@ -30,6 +35,8 @@ pub struct MessagesRequest {
     model_span: Range<usize>,
     stream: bool,
     facts: RoutingFacts,
+    typed: OnceLock<Result<MessagesBody, BodyError>>,
+    input_estimate: OnceLock<u64>,
 }
 
 /// The top-level fields ccr reads; everything else is skipped (and validated) by serde.
@@ -137,7 +144,23 @@ impl MessagesRequest {
             model_span,
             stream,
             facts,
+            typed: OnceLock::new(),
+            input_estimate: OnceLock::new(),
         })
+    }
+
+    /// The body as typed Messages API values, parsed once however many attempts ask.
+    pub fn typed(&self) -> Result<&MessagesBody, &BodyError> {
+        self.typed
+            .get_or_init(|| MessagesBody::parse(&self.body))
+            .as_ref()
+    }
+
+    /// ccr's estimate of the input tokens, computed once.
+    pub fn input_estimate(&self) -> u64 {
+        *self
+            .input_estimate
+            .get_or_init(|| super::estimate::input_tokens(&self.body))
     }
 
     pub fn model(&self) -> &str {

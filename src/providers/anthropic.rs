@@ -6,9 +6,10 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
+use super::{Answer, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
 use crate::anthropic::UsageScanner;
 use crate::config::{ProviderConfig, Secret, UpstreamTimeouts};
+use crate::failure::Failure;
 
 pub struct AnthropicProvider {
     name: String,
@@ -132,11 +133,22 @@ impl AnthropicProvider {
                 .await
                 .map_err(|_| self.first_byte_timeout())?
                 .unwrap_or_default();
-            return Err(ProviderError::Status {
-                provider: self.name.clone(),
+            // The client's own key refused is the client's fault, not this upstream's.
+            let client_credential = self.key.is_none() && call.forward_client_auth;
+            let failure = Failure::of_upstream_status(
                 status,
-                headers,
-                body,
+                super::retry_after(&headers),
+                &String::from_utf8_lossy(&body),
+                client_credential,
+            );
+            return Err(ProviderError {
+                provider: self.name.clone(),
+                failure,
+                answer: Answer::Upstream {
+                    status,
+                    headers,
+                    body,
+                },
             });
         }
         let content_type = headers

@@ -17,8 +17,9 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, StatusCode};
 
 use crate::anthropic::events::StreamEvent;
-use crate::anthropic::{ApiError, ErrorType, MessagesRequest, UsageScanner};
+use crate::anthropic::{ApiError, ErrorType, Failed, MessagesRequest, UsageScanner};
 use crate::config::{ProviderConfig, ProviderKind, UpstreamTimeouts};
+use crate::failure::{Class, Failure, Retry};
 
 /// A response body coming from an upstream, chunk by chunk.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, ProviderError>> + Send>>;
@@ -57,89 +58,141 @@ pub enum ReplyBody {
     Events(EventStream),
 }
 
-/// Why an upstream call failed. Each variant knows who caused it and whether another
-/// target could succeed, so that routing can decide and one place can answer the client.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// The upstream answered with an error status; its body and headers are kept as sent.
-    #[error("{provider} answered {status}")]
-    Status {
-        provider: String,
+/// Why an upstream call failed: the typed [`Failure`] decided where the error was made,
+/// and what the client is told if this is the last try.
+#[derive(Debug)]
+pub struct ProviderError {
+    /// The target's label (`deepseek#2`, `kiro:work`).
+    pub provider: String,
+    pub failure: Failure,
+    pub answer: Answer,
+}
+
+/// What the client gets for a failure.
+#[derive(Debug)]
+pub enum Answer {
+    /// The upstream's own error response, passed back as sent (the pass-through).
+    Upstream {
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
     },
-    /// The upstream refused the request, told in the Anthropic form (converting providers).
-    #[error("{}", error.message)]
-    Api {
-        provider: String,
-        headers: HeaderMap,
-        error: ApiError,
-    },
-    #[error("cannot reach {provider} at {url}: {detail}")]
-    Connect {
-        provider: String,
-        url: String,
-        detail: String,
-    },
-    #[error("{provider} at {url} did not {what} within {after:?}")]
-    Timeout {
-        provider: String,
-        url: String,
-        what: &'static str,
-        after: Duration,
-    },
-    #[error("{provider} broke off the response: {detail}")]
-    Stream { provider: String, detail: String },
+    /// An error told in the Anthropic form, with headers to pass back.
+    Api { headers: HeaderMap, error: ApiError },
 }
 
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.answer {
+            Answer::Upstream { status, body, .. } => {
+                let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+                write!(
+                    f,
+                    "{} answered {}: {}",
+                    self.provider,
+                    status.as_u16(),
+                    text.trim()
+                )
+            }
+            Answer::Api { error, .. } => f.write_str(&error.message),
+        }
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
 impl ProviderError {
-    /// Short class name used in records and, later, stats and blacklisting.
-    pub fn class(&self) -> &'static str {
-        match self {
-            ProviderError::Api { error, .. } => status_class(error.status),
-            ProviderError::Status { status, .. } => status_class(*status),
-            ProviderError::Connect { .. } => "connect",
-            ProviderError::Timeout { .. } => "timeout",
-            ProviderError::Stream { .. } => "stream",
+    /// An upstream error told in the Anthropic form.
+    pub fn api(provider: &str, headers: HeaderMap, error: ApiError, failure: Failure) -> Self {
+        ProviderError {
+            provider: provider.to_string(),
+            failure,
+            answer: Answer::Api { headers, error },
         }
     }
 
+    /// An error the upstream told inside its stream, before anything reached the client.
+    pub fn told(provider: &str, headers: HeaderMap, told: Failed) -> Self {
+        ProviderError::api(provider, headers, told.error, told.failure)
+    }
+
+    /// ccr cannot express the request for this provider.
+    pub fn conversion(provider: &str, message: String) -> Self {
+        let error = ApiError::new(ErrorType::InvalidRequest, format!("{provider}: {message}"));
+        ProviderError::api(provider, HeaderMap::new(), error, Failure::conversion())
+    }
+
+    /// The upstream broke off or sent something ccr cannot read.
+    pub fn broken(provider: &str, detail: &str, failure: Failure) -> Self {
+        let error = ApiError::new(
+            ErrorType::Api,
+            format!("{provider} broke off the response: {detail}"),
+        )
+        .with_status(StatusCode::BAD_GATEWAY);
+        ProviderError::api(provider, HeaderMap::new(), error, failure)
+    }
+
+    /// ccr is shutting down and its grace period ended.
+    pub fn shutting_down(provider: &str) -> Self {
+        let error = ApiError::new(
+            ErrorType::Overloaded,
+            "ccr is shutting down and its grace period ended before this response finished: retry the request",
+        );
+        ProviderError::api(
+            provider,
+            HeaderMap::new(),
+            error,
+            Failure::ccr(Class::Cancelled, Retry::Never),
+        )
+    }
+
+    /// The upstream's HTTP status, if it answered with one.
     pub fn status(&self) -> Option<StatusCode> {
-        match self {
-            ProviderError::Status { status, .. } => Some(*status),
-            ProviderError::Api { error, .. } => Some(error.status),
-            _ => None,
+        match &self.answer {
+            Answer::Upstream { status, .. } => Some(*status),
+            Answer::Api { error, .. } => Some(error.status).filter(|_| self.upstream_answered()),
         }
+    }
+
+    /// Whether the upstream answered at all (not a connection error or a timeout).
+    fn upstream_answered(&self) -> bool {
+        !matches!(
+            self.failure.class,
+            Class::Network | Class::Timeout | Class::Cancelled
+        )
     }
 
     /// The error as the client sees it when ccr itself must describe it.
     pub fn to_api_error(&self) -> ApiError {
-        match self {
-            ProviderError::Status { status, .. } => {
+        match &self.answer {
+            Answer::Upstream { status, .. } => {
                 ApiError::new(error_type_for_status(*status), self.to_string()).with_status(*status)
             }
-            ProviderError::Api { error, .. } => error.clone(),
-            ProviderError::Connect { .. } => ApiError::new(
-                ErrorType::Api,
-                format!("{self}: check the provider's base_url and that it is up"),
-            )
-            .with_status(StatusCode::BAD_GATEWAY),
-            ProviderError::Stream { .. } => {
-                ApiError::new(ErrorType::Api, self.to_string()).with_status(StatusCode::BAD_GATEWAY)
-            }
-            ProviderError::Timeout { .. } => ApiError::new(ErrorType::Api, self.to_string())
-                .with_status(StatusCode::GATEWAY_TIMEOUT),
+            Answer::Api { error, .. } => error.clone(),
+        }
+    }
+
+    /// The error and its failure, for a stream that has already started.
+    pub fn into_failed(self) -> Failed {
+        Failed {
+            error: self.to_api_error(),
+            failure: self.failure,
         }
     }
 }
 
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        429 => "rate_limited",
-        500..=599 => "server_error",
-        _ => "http_4xx",
-    }
+/// A body that is valid JSON but not a Messages request: the client's to fix.
+pub(crate) fn malformed(
+    provider: &str,
+    error: &crate::anthropic::types::BodyError,
+) -> ProviderError {
+    let error = ApiError::new(ErrorType::InvalidRequest, error.to_string());
+    ProviderError::api(
+        provider,
+        HeaderMap::new(),
+        error,
+        Failure::client(Class::ClientError),
+    )
 }
 
 /// The Anthropic error type for an upstream HTTP status.
@@ -154,6 +207,15 @@ pub(crate) fn error_type_for_status(status: StatusCode) -> ErrorType {
         503 | 529 => ErrorType::Overloaded,
         _ => ErrorType::Api,
     }
+}
+
+/// The upstream's `Retry-After`, parsed saturating.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()
+        .and_then(crate::failure::parse_retry_after)
 }
 
 /// Upstream response headers a client is given back: its request id, `retry-after` and
@@ -181,11 +243,20 @@ pub(crate) fn request_error(
     if error.is_timeout() {
         return timeout_error(provider, url, "accept the connection", connect);
     }
-    ProviderError::Connect {
-        provider: provider.to_string(),
-        url: url.to_string(),
-        detail: error_chain(&error),
-    }
+    let error = ApiError::new(
+        ErrorType::Api,
+        format!(
+            "cannot reach {provider} at {url}: {}: check the provider's base_url and that it is up",
+            error_chain(&error)
+        ),
+    )
+    .with_status(StatusCode::BAD_GATEWAY);
+    ProviderError::api(
+        provider,
+        HeaderMap::new(),
+        error,
+        Failure::upstream(Class::Network),
+    )
 }
 
 pub(crate) fn timeout_error(
@@ -194,12 +265,17 @@ pub(crate) fn timeout_error(
     what: &'static str,
     after: Duration,
 ) -> ProviderError {
-    ProviderError::Timeout {
-        provider: provider.to_string(),
-        url: url.to_string(),
-        what,
-        after,
-    }
+    let error = ApiError::new(
+        ErrorType::Api,
+        format!("{provider} at {url} did not {what} within {after:?}"),
+    )
+    .with_status(StatusCode::GATEWAY_TIMEOUT);
+    ProviderError::api(
+        provider,
+        HeaderMap::new(),
+        error,
+        Failure::upstream(Class::Timeout),
+    )
 }
 
 /// An error and its causes on one line; reqwest's top-level message alone hides the cause.
@@ -366,12 +442,11 @@ pub(crate) fn response_body(
     let name = provider.to_string();
     let stream: BodyStream = Box::pin(futures_util::TryStreamExt::map_err(
         response.bytes_stream(),
-        move |e| ProviderError::Stream {
-            provider: name.clone(),
-            detail: error_chain(&e),
+        move |e| {
+            ProviderError::broken(&name, &error_chain(&e), Failure::upstream(Class::StreamCut))
         },
     ));
-    timed_body(stream, provider, url.as_str(), first_byte_deadline, idle)
+    timed_body(stream, provider, url, first_byte_deadline, idle)
 }
 
 /// Bounds an upstream body in time: its first bytes must arrive by `first_byte_deadline`,
@@ -379,7 +454,7 @@ pub(crate) fn response_body(
 fn timed_body(
     inner: BodyStream,
     provider: &str,
-    url: &str,
+    url: &url::Url,
     first_byte_deadline: std::time::Instant,
     idle: Duration,
 ) -> BodyStream {
@@ -391,7 +466,7 @@ fn timed_body(
         started: false,
         done: false,
         provider: provider.to_string(),
-        url: url.to_string(),
+        url: url.clone(),
     })
 }
 
@@ -403,7 +478,7 @@ struct TimedBody {
     started: bool,
     done: bool,
     provider: String,
-    url: String,
+    url: url::Url,
 }
 
 impl Stream for TimedBody {
@@ -436,12 +511,12 @@ impl Stream for TimedBody {
                     } else {
                         ("start its response", self.first_byte_wait)
                     };
-                    Poll::Ready(Some(Err(ProviderError::Timeout {
-                        provider: self.provider.clone(),
-                        url: self.url.clone(),
+                    Poll::Ready(Some(Err(timeout_error(
+                        &self.provider,
+                        &self.url,
                         what,
                         after,
-                    })))
+                    ))))
                 }
                 Poll::Pending => Poll::Pending,
             },

@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::anthropic::{ApiError, MessagesRequest};
+use crate::anthropic::MessagesRequest;
 use crate::config::{Config, RouterConfig, Strategy};
-use crate::providers::{self, BuildError, ProviderError};
+use crate::failure::{BlacklistDefaults, Failure, Retry};
+use crate::providers::{self, BuildError};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use pool::{Pool, Target, Upstream};
@@ -46,10 +47,13 @@ impl RouterCell {
     }
 }
 
-/// Where one request may go, in the order to try.
+/// Where one request may go, in the order to try, and which candidates were tried.
 pub struct Plan<'a> {
     pub scenario: Scenario,
     pub candidates: Vec<Candidate<'a>>,
+    tried: Vec<bool>,
+    /// A `SameTargetNow` retry was granted already (once per request).
+    renewed: bool,
 }
 
 impl Plan<'_> {
@@ -65,6 +69,19 @@ impl Plan<'_> {
             self.candidates.insert(0, preferred);
         }
     }
+
+    /// The next candidate not tried yet, after `current` in the order: a healthy one if
+    /// any (the one that just failed may share its upstream and now be blacklisted).
+    fn untried_after(&self, current: usize, now_ms: u64) -> Option<usize> {
+        let n = self.candidates.len();
+        let mut untried = (1..n)
+            .map(|k| (current + k) % n)
+            .filter(|&i| !self.tried[i]);
+        let first = untried.clone().next();
+        untried
+            .find(|&i| self.candidates[i].upstream.is_healthy(now_ms))
+            .or(first)
+    }
 }
 
 pub struct Candidate<'a> {
@@ -73,16 +90,25 @@ pub struct Candidate<'a> {
     pub model: String,
 }
 
+/// The target that is answering a response, so that a failure after the first byte still
+/// reaches its health.
+pub struct Health {
+    pub router: Arc<Router>,
+    pub upstream: Arc<Upstream>,
+}
+
+impl Health {
+    pub fn failed(&self, failure: &Failure) {
+        self.router.failed_after_start(&self.upstream, failure);
+    }
+}
+
 /// What to do after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NextStep {
-    /// Try the next candidate after `backoff`; if that is the same upstream again, wait for
-    /// its `retry_after` too.
-    Retry {
-        backoff: Duration,
-        retry_after: Option<Duration>,
-    },
-    /// The failure is the request's own (a 400): answer it now.
+    /// Try candidate `candidate` of the plan after `wait`.
+    Retry { candidate: usize, wait: Duration },
+    /// Answer the client with this failure now.
     GiveUp,
 }
 
@@ -178,7 +204,7 @@ impl Router {
                 (scenario, pool, None)
             }
         };
-        let candidates = pool
+        let candidates: Vec<Candidate<'_>> = pool
             .order(now)
             .into_iter()
             .map(|target| Candidate {
@@ -189,9 +215,12 @@ impl Router {
                     .to_string(),
             })
             .collect();
+        let tried = vec![false; candidates.len()];
         Plan {
             scenario,
             candidates,
+            tried,
+            renewed: false,
         }
     }
 
@@ -208,48 +237,74 @@ impl Router {
         upstream.clear();
     }
 
-    /// Blacklists the upstream by the error's class and says whether to try again.
-    /// `attempt` counts from 1 for the attempt that just failed.
-    pub fn failed(&self, upstream: &Upstream, error: &ProviderError, attempt: usize) -> NextStep {
-        let policy = &self.policy;
-        let retry_after = retry_after(error);
-        let blacklist_for = match error_kind(error) {
-            Kind::RateLimited => Some(retry_after.unwrap_or(policy.blacklist.rate_limited.0)),
-            Kind::Auth => Some(policy.blacklist.auth.0),
-            Kind::Network => Some(policy.blacklist.network.0),
-            Kind::ServerError => Some(policy.blacklist.server_error.0),
-            Kind::Request => None,
-        };
-        let Some(duration) = blacklist_for else {
+    /// Records a failed attempt of candidate `current`: blacklists its upstream as the
+    /// failure says, and decides where the next attempt goes, if anywhere. `attempt`
+    /// counts from 1 for the attempt that just failed.
+    ///
+    /// The same target is tried again only when the failure says it may succeed there (a
+    /// token just renewed, a short `Retry-After`); otherwise the next untried target.
+    pub fn failed(
+        &self,
+        plan: &mut Plan<'_>,
+        current: usize,
+        failure: &Failure,
+        attempt: usize,
+    ) -> NextStep {
+        plan.tried[current] = true;
+        self.blacklist(plan.candidates[current].upstream, failure);
+        if failure.retry == Retry::SameTargetNow && !plan.renewed {
+            plan.renewed = true;
+            return NextStep::Retry {
+                candidate: current,
+                wait: Duration::ZERO,
+            };
+        }
+        if attempt >= self.max_attempts() {
             return NextStep::GiveUp;
+        }
+        let backoff = self.backoff(attempt);
+        let other = plan.untried_after(current, self.clock.now_ms());
+        let (candidate, wait) = match (failure.retry, other) {
+            (Retry::Never, _) => return NextStep::GiveUp,
+            (_, Some(other)) => (other, backoff),
+            (Retry::SameTargetAfter(after), None) if after <= self.policy.max_retry_after.0 => {
+                (current, backoff.max(after))
+            }
+            (_, None) => return NextStep::GiveUp,
         };
-        upstream.blacklist(self.clock.now_ms() + duration.as_millis() as u64);
-        let exponent = u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX)
-            .min(16);
-        let backoff = policy
-            .backoff
-            .0
-            .saturating_mul(1 << exponent)
-            .min(policy.backoff_max.0);
-        NextStep::Retry {
-            backoff,
-            retry_after,
+        NextStep::Retry { candidate, wait }
+    }
+
+    /// A response that had started broke off: not retried, but the target's health hears
+    /// of it like a failure before the first byte.
+    pub fn failed_after_start(&self, upstream: &Upstream, failure: &Failure) {
+        self.blacklist(upstream, failure);
+    }
+
+    fn blacklist(&self, upstream: &Upstream, failure: &Failure) {
+        let blacklist = &self.policy.blacklist;
+        let defaults = BlacklistDefaults {
+            rate_limited: blacklist.rate_limited.0,
+            auth: blacklist.auth.0,
+            network: blacklist.network.0,
+            server_error: blacklist.server_error.0,
+        };
+        if let Some(duration) = failure.blacklist_for(&defaults) {
+            let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+            upstream.blacklist(self.clock.now_ms().saturating_add(millis));
         }
     }
 
-    /// How long to wait before trying the same upstream again, or `None` when its
-    /// `Retry-After` is too long to wait for.
-    pub fn wait_for_same(
-        &self,
-        backoff: Duration,
-        retry_after: Option<Duration>,
-    ) -> Option<Duration> {
-        match retry_after {
-            Some(after) if after > self.policy.max_retry_after.0 => None,
-            Some(after) => Some(backoff.max(after)),
-            None => Some(backoff),
-        }
+    /// The wait before attempt `attempt + 1`: doubling from `backoff`, capped.
+    fn backoff(&self, attempt: usize) -> Duration {
+        let exponent = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(16);
+        self.policy
+            .backoff
+            .0
+            .saturating_mul(1 << exponent)
+            .min(self.policy.backoff_max.0)
     }
 }
 
@@ -292,52 +347,4 @@ fn scenario_for_route(name: &str) -> Scenario {
         "web_search" => Scenario::WebSearch,
         _ => Scenario::Default,
     }
-}
-
-enum Kind {
-    RateLimited,
-    Auth,
-    Network,
-    ServerError,
-    /// The request's own fault (400 and other 4xx): another target would refuse it too.
-    Request,
-}
-
-fn error_kind(error: &ProviderError) -> Kind {
-    match error {
-        ProviderError::Connect { .. }
-        | ProviderError::Timeout { .. }
-        | ProviderError::Stream { .. } => Kind::Network,
-        other => match other.status().map(|s| s.as_u16()) {
-            Some(429) => Kind::RateLimited,
-            Some(401 | 403) => Kind::Auth,
-            Some(500..=599) => Kind::ServerError,
-            _ => Kind::Request,
-        },
-    }
-}
-
-/// How long the upstream asks to be left alone: its `Retry-After` in seconds (an HTTP date
-/// is treated as absent), or what the provider knows (an exhausted quota).
-fn retry_after(error: &ProviderError) -> Option<Duration> {
-    let headers = match error {
-        ProviderError::Api {
-            error:
-                ApiError {
-                    upstream_out_for: Some(out_for),
-                    ..
-                },
-            ..
-        } => return Some(*out_for),
-        ProviderError::Status { headers, .. } | ProviderError::Api { headers, .. } => headers,
-        _ => return None,
-    };
-    let seconds: f64 = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }

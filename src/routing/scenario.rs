@@ -1,7 +1,7 @@
 //! Which scenario a request belongs to, in this order (docs/architecture.md): explicit `provider/model` →
 //! `long_context` → `background` → `web_search` → `thinking` → `default`.
 
-use crate::anthropic::{MessagesRequest, estimate};
+use crate::anthropic::MessagesRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scenario {
@@ -50,7 +50,7 @@ pub fn explicit_target<'a>(
 /// Classifies a request that named no explicit target.
 pub fn classify(request: &MessagesRequest, long_context_threshold: u64) -> Scenario {
     let facts = request.facts();
-    if estimate::input_tokens(request.body()) > long_context_threshold {
+    if request.input_estimate() > long_context_threshold {
         Scenario::LongContext
     } else if request.model().contains("haiku") {
         Scenario::Background

@@ -15,9 +15,11 @@ use super::conn::ConnGuard;
 use crate::anthropic::Usage;
 use crate::anthropic::events::{SseWriter, StreamEvent};
 use crate::anthropic::framing::WholeEvents;
-use crate::anthropic::{ApiError, ErrorType, UsageScanner};
-use crate::providers::{BodyStream, EventStream};
+use crate::anthropic::{Failed, UsageScanner};
+use crate::failure::{Class, Failure, Retry};
+use crate::providers::{BodyStream, EventStream, ProviderError};
 use crate::record::{Outcome, RequestRecord, Sinks};
+use crate::routing::Health;
 use std::time::Duration;
 use tokio::time::Sleep;
 
@@ -201,9 +203,9 @@ pub(crate) enum Step {
     Data(Bytes),
     End,
     /// The upstream failed; the stream ends with this error.
-    Failed(ApiError),
+    Failed(Failed),
     /// The converted stream ended with the upstream's own `error` event (already written).
-    EndedWithError(String),
+    EndedWithError(Failed),
 }
 
 /// An upstream response on its way to the client.
@@ -216,6 +218,8 @@ pub(crate) struct ProxyBody {
     done: bool,
     pending: Option<PendingRecord>,
     outcome: Outcome,
+    /// The target answering, told of a failure after the first byte.
+    health: Health,
 }
 
 impl ProxyBody {
@@ -224,6 +228,7 @@ impl ProxyBody {
         force_end: WaitForCancellationFutureOwned,
         sse: bool,
         pending: PendingRecord,
+        health: Health,
     ) -> Self {
         ProxyBody {
             source,
@@ -232,6 +237,25 @@ impl ProxyBody {
             done: false,
             pending: Some(pending),
             outcome: Outcome::ClientGone,
+            health,
+        }
+    }
+
+    /// Notes why the response ended early; an upstream's failure also reaches its health.
+    fn note_failure(&mut self, outcome: Outcome, told: &Failed) {
+        self.done = true;
+        self.outcome = outcome;
+        // Bytes have reached the client: this failure is never retried.
+        let failure = Failure {
+            retry: Retry::Never,
+            ..told.failure
+        };
+        if outcome == Outcome::UpstreamFailed {
+            self.health.failed(&failure);
+        }
+        if let Some(pending) = &mut self.pending {
+            pending.record.error = Some(told.error.message.clone());
+            pending.record.failure = Some(failure);
         }
     }
 
@@ -240,18 +264,14 @@ impl ProxyBody {
     fn end_with(
         &mut self,
         outcome: Outcome,
-        error: ApiError,
+        told: Failed,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
-        self.done = true;
-        self.outcome = outcome;
-        if let Some(pending) = &mut self.pending {
-            pending.record.error = Some(error.message.clone());
-        }
+        self.note_failure(outcome, &told);
         if !self.sse {
-            return Poll::Ready(Some(Err(BodyCut(error.message))));
+            return Poll::Ready(Some(Err(BodyCut(told.error.message))));
         }
         // Both sources stop on an event boundary, so the event parses on its own.
-        Poll::Ready(Some(Ok(Frame::data(error.to_sse_event()))))
+        Poll::Ready(Some(Ok(Frame::data(told.error.to_sse_event()))))
     }
 
     fn poll_frame(
@@ -278,25 +298,18 @@ impl ProxyBody {
                 self.outcome = Outcome::Completed;
                 return Poll::Ready(None);
             }
-            Poll::Ready(Step::Failed(error)) => {
-                return self.end_with(Outcome::UpstreamFailed, error);
+            Poll::Ready(Step::Failed(told)) => {
+                return self.end_with(Outcome::UpstreamFailed, told);
             }
-            Poll::Ready(Step::EndedWithError(message)) => {
-                self.done = true;
-                self.outcome = Outcome::UpstreamFailed;
-                if let Some(pending) = &mut self.pending {
-                    pending.record.error = Some(message);
-                }
+            Poll::Ready(Step::EndedWithError(told)) => {
+                self.note_failure(Outcome::UpstreamFailed, &told);
                 return Poll::Ready(None);
             }
             Poll::Pending => {}
         }
         if self.force_end.as_mut().poll(cx).is_ready() {
-            let error = ApiError::new(
-                ErrorType::Overloaded,
-                "ccr is shutting down and its grace period ended before this response finished: retry the request",
-            );
-            return self.end_with(Outcome::ShutDown, error);
+            let told = ProviderError::shutting_down(&self.health.upstream.label).into_failed();
+            return self.end_with(Outcome::ShutDown, told);
         }
         Poll::Pending
     }
@@ -325,7 +338,7 @@ fn poll_bytes(
                     if let Some(framer) = framer {
                         framer.discard();
                     }
-                    return Poll::Ready(Step::Failed(error.to_api_error()));
+                    return Poll::Ready(Step::Failed(error.into_failed()));
                 }
                 Poll::Ready(None) => {
                     *ended = true;
@@ -371,11 +384,11 @@ impl EventSource {
                     ping.as_mut()
                         .reset(tokio::time::Instant::now() + ping_every);
                     match event {
-                        StreamEvent::Error(error) => Step::EndedWithError(error.message),
+                        StreamEvent::Error(told) => Step::EndedWithError(told),
                         _ => continue,
                     }
                 }
-                Poll::Ready(Some(Err(error))) => Step::Failed(error.to_api_error()),
+                Poll::Ready(Some(Err(error))) => Step::Failed(error.into_failed()),
                 Poll::Ready(None) => Step::End,
                 Poll::Pending => {
                     if writer.is_empty() && ping.as_mut().poll(cx).is_ready() {
@@ -402,6 +415,9 @@ impl EventSource {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(mut pending) = self.pending.take() {
+            if self.outcome == Outcome::ClientGone {
+                pending.record.failure = Some(Failure::client(Class::Cancelled));
+            }
             pending.record.credits = self.source.credits();
             pending.finish(self.outcome, self.source.usage());
         }

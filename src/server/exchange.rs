@@ -2,7 +2,6 @@
 //! answering, and turn the first upstream bytes or event into the client's response. Retry
 //! and failover happen only here, before anything has gone to the client.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,10 +13,11 @@ use super::State;
 use super::body::{PendingRecord, ProxyBody, ResponseBody, Source};
 use super::service::upstream_failure;
 use crate::anthropic::events::{Fold, StreamEvent};
-use crate::anthropic::{ApiError, MessagesRequest, Usage, UsageScanner};
+use crate::anthropic::{MessagesRequest, Usage, UsageScanner};
+use crate::failure::{Class, Failure};
 use crate::providers::{BodyStream, Call, ProviderError, ReplyBody};
 use crate::record::{Attempt, Outcome};
-use crate::routing::{Candidate, NextStep};
+use crate::routing::{Candidate, Health, NextStep};
 
 /// An upstream that has started answering.
 enum Started {
@@ -75,16 +75,17 @@ pub(super) async fn run(
     {
         plan.prefer(&label, router.now_ms());
     }
+    let scenario = plan.scenario;
     let remember = |answered_by: Option<&str>| {
         if let Some(key) = &session {
-            state.sessions.record(key, plan.scenario, answered_by);
+            state.sessions.record(key, scenario, answered_by);
         }
     };
     let overhead_before = pending.received.elapsed();
-    let max_attempts = router.max_attempts();
     let mut attempt = 0;
+    let mut current = 0;
     loop {
-        let candidate = &plan.candidates[attempt % plan.candidates.len()];
+        let candidate = &plan.candidates[current];
         attempt += 1;
         let routed = Routed {
             scenario: plan.scenario.as_str(),
@@ -103,7 +104,11 @@ pub(super) async fn run(
                     None,
                     started_at,
                 ));
-                return respond(state, pending, started, &routed, overhead_before);
+                let health = Health {
+                    router: router.clone(),
+                    upstream: candidate.upstream.clone(),
+                };
+                return respond(state, pending, started, &routed, overhead_before, health);
             }
             Err(error) => error,
         };
@@ -113,6 +118,7 @@ pub(super) async fn run(
             Some(&error),
             started_at,
         ));
+        let failed_upstream = candidate.upstream;
         let give_up = |mut pending: PendingRecord, error: ProviderError| {
             remember(None);
             // ccr's own time only: waiting on upstreams and between retries is not ours.
@@ -122,26 +128,22 @@ pub(super) async fn run(
             super::service::set_overhead(response.headers_mut(), overhead_before);
             response
         };
-        let (backoff, retry_after) = match router.failed(candidate.upstream, &error, attempt) {
+        let (next, wait) = match router.failed(&mut plan, current, &error.failure, attempt) {
             NextStep::GiveUp => return give_up(pending, error),
-            NextStep::Retry {
-                backoff,
-                retry_after,
-            } => (backoff, retry_after),
+            NextStep::Retry { candidate, wait } => (candidate, wait),
         };
-        let next = &plan.candidates[attempt % plan.candidates.len()];
-        let wait = match Arc::ptr_eq(next.upstream, candidate.upstream) {
-            true => router.wait_for_same(backoff, retry_after),
-            false => Some(backoff),
-        };
-        let Some(wait) = wait.filter(|_| attempt < max_attempts) else {
-            return give_up(pending, error);
-        };
-        tracing::info!(target = %candidate.upstream.label, class = error.class(), ?wait, "attempt failed, trying again");
+        tracing::info!(
+            target = %failed_upstream.label,
+            class = %error.failure.class,
+            next = %plan.candidates[next].upstream.label,
+            ?wait,
+            "attempt failed, trying again"
+        );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = state.force_end.cancelled() => return give_up(pending, error),
         }
+        current = next;
     }
 }
 
@@ -177,7 +179,7 @@ fn attempt_record(
         target: candidate.upstream.label.clone(),
         model: candidate.model.clone(),
         status: status.map(|s| s.as_u16()),
-        class: error.map_or("ok", ProviderError::class),
+        failure: error.map(|e| e.failure),
         message: error.map(ToString::to_string),
         duration: started.elapsed(),
     }
@@ -220,16 +222,17 @@ async fn try_candidate(
         }
         ReplyBody::Events(mut events) if request.stream() => {
             let first = match first_item(state, label, &mut events).await {
-                Some(Ok(StreamEvent::Error(error))) => {
-                    return Err(refused(label, reply.headers, error));
+                Some(Ok(StreamEvent::Error(told))) => {
+                    return Err(ProviderError::told(label, reply.headers, told));
                 }
                 Some(Ok(first)) => first,
                 Some(Err(error)) => return Err(error),
                 None => {
-                    return Err(ProviderError::Stream {
-                        provider: label.to_string(),
-                        detail: "the response was empty".into(),
-                    });
+                    return Err(ProviderError::broken(
+                        label,
+                        "the response was empty",
+                        Failure::upstream(Class::StreamCut),
+                    ));
                 }
             };
             let mut headers = reply.headers;
@@ -249,14 +252,14 @@ async fn try_candidate(
         ReplyBody::Events(mut events) => {
             let mut fold = Fold::new();
             while let Some(event) = first_item(state, label, &mut events).await {
-                if let Err(error) = fold.push(event?) {
-                    return Err(refused(label, reply.headers, error));
+                if let Err(told) = fold.push(event?) {
+                    return Err(ProviderError::told(label, reply.headers, told));
                 }
             }
             let (usage, credits) = (fold.usage(), fold.credits());
             let message = fold
                 .finish()
-                .map_err(|error| refused(label, reply.headers.clone(), error))?;
+                .map_err(|told| ProviderError::told(label, reply.headers.clone(), told))?;
             let mut headers = reply.headers;
             headers.insert(
                 header::CONTENT_TYPE,
@@ -276,15 +279,6 @@ fn bytes_source(first: Bytes, stream: BodyStream, usage: UsageScanner, sse: bool
     Source::bytes(first, stream, usage, sse)
 }
 
-/// An error the upstream told in its stream, as a failure routing can judge.
-fn refused(provider: &str, headers: HeaderMap, error: ApiError) -> ProviderError {
-    ProviderError::Api {
-        provider: provider.to_string(),
-        headers,
-        error,
-    }
-}
-
 async fn until_shutdown<T>(
     state: &State,
     provider: &str,
@@ -292,7 +286,7 @@ async fn until_shutdown<T>(
 ) -> Result<T, ProviderError> {
     tokio::select! {
         result = work => result,
-        _ = state.force_end.cancelled() => Err(shutting_down(provider)),
+        _ = state.force_end.cancelled() => Err(ProviderError::shutting_down(provider)),
     }
 }
 
@@ -304,14 +298,7 @@ async fn first_item<T>(
 ) -> Option<Result<T, ProviderError>> {
     tokio::select! {
         item = stream.next() => item,
-        _ = state.force_end.cancelled() => Some(Err(shutting_down(provider))),
-    }
-}
-
-fn shutting_down(provider: &str) -> ProviderError {
-    ProviderError::Stream {
-        provider: provider.to_string(),
-        detail: "ccr is shutting down".into(),
+        _ = state.force_end.cancelled() => Some(Err(ProviderError::shutting_down(provider))),
     }
 }
 
@@ -321,6 +308,7 @@ fn respond(
     started: Started,
     routed: &Routed,
     overhead_before: Duration,
+    health: Health,
 ) -> Response<ResponseBody> {
     pending.record.timings.first_byte = Some(pending.received.elapsed());
     pending.record.status = started.status().as_u16();
@@ -340,6 +328,7 @@ fn respond(
                 state.force_end.clone().cancelled_owned(),
                 sse,
                 pending,
+                health,
             );
             let mut response = Response::new(ResponseBody::proxy(body));
             *response.status_mut() = status;

@@ -16,7 +16,8 @@ use super::State;
 use super::body::{PendingRecord, ResponseBody};
 use super::conn::ConnGuard;
 use crate::anthropic::{ApiError, ErrorType, MessagesRequest, estimate};
-use crate::providers::ProviderError;
+use crate::failure::{Class, Failure};
+use crate::providers::{Answer, ProviderError};
 use crate::record::{Outcome, RequestRecord, Timings};
 
 /// ccr's own time in microseconds up to sending the response headers.
@@ -174,6 +175,7 @@ async fn messages(
             streaming: false,
             status: 0,
             outcome: Outcome::Failed,
+            failure: None,
             error: None,
             scenario: None,
             attempts: Vec::new(),
@@ -186,7 +188,7 @@ async fn messages(
     };
     let (headers, body) = match admit(state, request).await {
         Ok(admitted) => admitted,
-        Err(error) => return fail(pending, &error),
+        Err(error) => return fail(pending, &error, Failure::client(Class::ClientError)),
     };
     let parsed = match MessagesRequest::parse(body) {
         Ok(parsed) => parsed,
@@ -194,6 +196,7 @@ async fn messages(
             return fail(
                 pending,
                 &ApiError::new(ErrorType::InvalidRequest, error.to_string()),
+                Failure::client(Class::ClientError),
             );
         }
     };
@@ -209,14 +212,15 @@ pub(super) fn upstream_failure(
     mut pending: PendingRecord,
     error: ProviderError,
 ) -> Response<ResponseBody> {
-    match error {
-        ProviderError::Status {
+    let failure = error.failure;
+    match error.answer {
+        Answer::Upstream {
             status,
             headers,
             body,
-            ..
         } => {
             pending.record.status = status.as_u16();
+            pending.record.failure = Some(failure);
             pending.record.error =
                 Some(String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
             pending.finish(Outcome::Failed, None);
@@ -225,17 +229,21 @@ pub(super) fn upstream_failure(
             *response.headers_mut() = headers;
             response
         }
-        ProviderError::Api { headers, error, .. } => {
-            let mut response = fail(pending, &error);
+        Answer::Api { headers, error } => {
+            let mut response = fail(pending, &error, failure);
             response.headers_mut().extend(headers);
             response
         }
-        other => fail(pending, &other.to_api_error()),
     }
 }
 
-pub(super) fn fail(mut pending: PendingRecord, error: &ApiError) -> Response<ResponseBody> {
+pub(super) fn fail(
+    mut pending: PendingRecord,
+    error: &ApiError,
+    failure: Failure,
+) -> Response<ResponseBody> {
     pending.record.status = error.status.as_u16();
+    pending.record.failure = Some(failure);
     pending.record.error = Some(error.message.clone());
     pending.finish(Outcome::Failed, None);
     error_response(error)

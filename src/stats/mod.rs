@@ -10,19 +10,11 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::failure::Class;
 use crate::record::{Outcome, RecordSink, RequestRecord};
 
-/// Why a request failed, as stats count it.
-pub const FAILURE_CLASSES: [&str; 8] = [
-    "rate_limit",
-    "auth",
-    "upstream_5xx",
-    "timeout",
-    "network",
-    "client_error",
-    "cancelled",
-    "stream_cut",
-];
+/// Why a request failed, as stats count it: the typed failure's classes.
+pub const FAILURE_CLASSES: [Class; Class::ALL.len()] = Class::ALL;
 
 /// Histogram bucket upper bounds in microseconds: 100 µs to ~10 min, ×1.5 per step.
 fn bucket_bounds() -> &'static [u64] {
@@ -241,11 +233,7 @@ impl Stats {
                 row.successes.fetch_add(1, Ordering::Relaxed);
             }
             Some(class) => {
-                let i = FAILURE_CLASSES
-                    .iter()
-                    .position(|c| *c == class)
-                    .expect("a known class");
-                row.failures[i].fetch_add(1, Ordering::Relaxed);
+                row.failures[class.index()].fetch_add(1, Ordering::Relaxed);
             }
         }
         if let Some(usage) = record.usage {
@@ -275,20 +263,15 @@ impl Stats {
     }
 }
 
-/// The failure class of a finished request, `None` for a success.
-fn failure_class(record: &RequestRecord) -> Option<&'static str> {
-    match record.outcome {
-        Outcome::Completed => None,
-        Outcome::ClientGone | Outcome::ShutDown => Some("cancelled"),
-        Outcome::UpstreamFailed => Some("stream_cut"),
-        Outcome::Failed => Some(match record.status {
-            429 => "rate_limit",
-            401 | 403 => "auth",
-            504 => "timeout",
-            502 => "network",
-            500..=599 => "upstream_5xx",
-            _ => "client_error",
-        }),
+/// The failure class of a finished request, `None` for a success: read from the typed
+/// failure the request ended with.
+fn failure_class(record: &RequestRecord) -> Option<Class> {
+    match (record.outcome, record.failure) {
+        (Outcome::Completed, _) => None,
+        (_, Some(failure)) => Some(failure.class),
+        // Every other ending carries its failure; a record built without one still counts.
+        (Outcome::ClientGone | Outcome::ShutDown, None) => Some(Class::Cancelled),
+        (_, None) => Some(Class::BadResponse),
     }
 }
 

@@ -8,7 +8,7 @@ pub mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use http::StatusCode;
@@ -16,9 +16,10 @@ use http::header::{HeaderMap, HeaderValue};
 
 use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
 use crate::anthropic::types::MessagesBody;
-use crate::anthropic::{ApiError, ErrorType, estimate};
+use crate::anthropic::{ApiError, ErrorType};
 use crate::config::{ProviderConfig, UpstreamTimeouts};
 use crate::credentials::TokenSource;
+use crate::failure::{Class, Failure, Retry};
 
 /// Tool descriptions are cut to this many characters (longer ones draw a 400).
 const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -97,31 +98,30 @@ impl CodeWhispererProvider {
         self.model_ids.get(model).map_or(model, String::as_str)
     }
 
-    /// Sends with the account's token; if CodeWhisperer refuses it (401/403), renews the
-    /// token once (a single refresh however many requests saw the same refusal) and tries
-    /// again. The client's body is parsed once for both tries.
+    /// Sends with the account's current token. If CodeWhisperer refuses it (401/403), the
+    /// token is renewed here — one refresh however many requests saw the same refusal —
+    /// and the failure says whether the same target may now succeed: routing retries it
+    /// only then, and otherwise moves on and blacklists the account.
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
-        let body = MessagesBody::parse(call.request.body()).map_err(|e| {
-            self.refused(
-                ErrorType::InvalidRequest,
-                StatusCode::BAD_REQUEST,
-                e.to_string(),
-            )
-        })?;
-        let no_token = |e: crate::credentials::CredentialsError| {
+        let body = call
+            .request
+            .typed()
+            .map_err(|e| super::malformed(&self.label(), e))?;
+        let token = self.tokens.token(&self.account).await.map_err(|e| {
             self.refused(
                 ErrorType::Authentication,
                 StatusCode::UNAUTHORIZED,
                 e.to_string(),
+                Failure::upstream(Class::Auth),
             )
-        };
-        let token = self.tokens.token(&self.account).await.map_err(no_token)?;
-        match self.send_with(call, &body, &token).await {
-            Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(401 | 403)) => {
-                let Ok(renewed) = self.tokens.rejected(&self.account, &token).await else {
-                    return Err(error);
-                };
-                self.send_with(call, &body, &renewed).await
+        })?;
+        match self.send_with(call, body, &token).await {
+            Err(mut error) if matches!(error.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+                if self.tokens.rejected(&self.account, &token).await.is_ok() {
+                    error.failure.retry = Retry::SameTargetNow;
+                    error.failure.out_for = Some(Duration::ZERO);
+                }
+                Err(error)
             }
             other => other,
         }
@@ -142,13 +142,8 @@ impl CodeWhispererProvider {
             conversation_id: &conversation_id,
             max_description_chars: MAX_DESCRIPTION_CHARS,
         };
-        let upstream_body = request::to_codewhisperer(body, &options).map_err(|e| {
-            self.refused(
-                ErrorType::InvalidRequest,
-                StatusCode::BAD_REQUEST,
-                e.to_string(),
-            )
-        })?;
+        let upstream_body = request::to_codewhisperer(body, &options)
+            .map_err(|e| ProviderError::conversion(&self.label(), e.to_string()))?;
         let mut authorization =
             HeaderValue::try_from(format!("Bearer {}", token.access_token.expose())).map_err(
                 |_| {
@@ -156,6 +151,7 @@ impl CodeWhispererProvider {
                         ErrorType::Authentication,
                         StatusCode::UNAUTHORIZED,
                         "the stored token is not a valid header value: re-import it".into(),
+                        Failure::upstream(Class::Auth),
                     )
                 },
             )?;
@@ -190,11 +186,11 @@ impl CodeWhispererProvider {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            return Err(ProviderError::Api {
-                provider: self.label(),
-                headers,
-                error: self.status_error(status, &body),
-            });
+            let retry_after = super::retry_after(&headers);
+            let text = String::from_utf8_lossy(&body);
+            let failure = Failure::of_upstream_status(status, retry_after, &text, false);
+            let error = self.status_error(status, &body);
+            return Err(ProviderError::api(&self.label(), headers, error, failure));
         }
         let bytes = super::response_body(
             response,
@@ -206,7 +202,7 @@ impl CodeWhispererProvider {
         let converter = stream::Converter::new(
             &self.label(),
             call.request.model(),
-            estimate::input_tokens(call.request.body()),
+            call.request.input_estimate(),
         );
         let events = super::converted_events(bytes, converter);
         Ok(Reply {
@@ -216,12 +212,15 @@ impl CodeWhispererProvider {
         })
     }
 
-    fn refused(&self, kind: ErrorType, status: StatusCode, message: String) -> ProviderError {
-        ProviderError::Api {
-            provider: self.label(),
-            headers: HeaderMap::new(),
-            error: ApiError::new(kind, format!("{}: {message}", self.label())).with_status(status),
-        }
+    fn refused(
+        &self,
+        kind: ErrorType,
+        status: StatusCode,
+        message: String,
+        failure: Failure,
+    ) -> ProviderError {
+        let error = ApiError::new(kind, format!("{}: {message}", self.label())).with_status(status);
+        ProviderError::api(&self.label(), HeaderMap::new(), error, failure)
     }
 
     /// Upstream error statuses, with what to do about the two that are the user's to fix.

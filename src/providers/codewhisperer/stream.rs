@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::eventstream::{FrameError, FrameReader, header};
 use crate::anthropic::events::{BlockKind, Delta, StopReason, StreamEvent};
-use crate::anthropic::{ApiError, ErrorType, Usage, ids};
+use crate::anthropic::{ApiError, ErrorType, Failed, Usage, ids};
+use crate::failure::{Class, Failure};
 use crate::providers::WireConverter;
 
 /// The context window `contextUsagePercentage` is a share of.
@@ -112,14 +113,14 @@ impl Converter {
                     .and_then(|b| b.message)
                     .unwrap_or_default();
                 let (error_type, status) = exception_error(kind);
-                let mut error =
-                    ApiError::new(error_type, format!("{}: {kind}: {detail}", self.provider))
-                        .with_status(status);
+                let message = format!("{}: {kind}: {detail}", self.provider);
+                let mut failure = Failure::of_upstream_status(status, None, &message, false);
                 if kind.contains("ServiceQuotaExceeded") {
-                    error.upstream_out_for = Some(QUOTA_EXHAUSTED_OUT_FOR);
+                    failure.out_for = Some(QUOTA_EXHAUSTED_OUT_FOR);
                 }
                 self.done = true;
-                out.push(StreamEvent::Error(error));
+                let error = ApiError::new(error_type, message).with_status(status);
+                out.push(StreamEvent::Error(Failed { error, failure }));
                 return;
             }
             Some("error") => {
@@ -127,8 +128,8 @@ impl Converter {
                 let detail = header(message, ":error-message").unwrap_or_default();
                 return self.fail(
                     out,
-                    ErrorType::Api,
                     format!("{}: {code}: {detail}", self.provider),
+                    Failure::upstream(Class::Upstream5xx),
                 );
             }
             _ => {}
@@ -147,7 +148,7 @@ impl Converter {
                         "{} sent a tool event that is not valid JSON: {error}",
                         self.provider
                     );
-                    self.fail(out, ErrorType::Api, message);
+                    self.fail(out, message, Failure::upstream(Class::BadResponse));
                 }
             },
             "contextUsageEvent" => {
@@ -267,7 +268,7 @@ impl Converter {
                         "{} sent input for tool `{name}` that does not join into valid JSON (often a very large Write/Edit cut short): ask for smaller edits",
                         self.provider
                     );
-                    return self.fail(out, ErrorType::Api, message);
+                    return self.fail(out, message, Failure::upstream(Class::BadResponse));
                 }
                 out.push(StreamEvent::BlockStop { index });
             }
@@ -287,12 +288,13 @@ impl Converter {
 
     fn corrupt(&mut self, error: FrameError, out: &mut Vec<StreamEvent>) {
         let message = format!("{}: {error}", self.provider);
-        self.fail(out, ErrorType::Api, message);
+        self.fail(out, message, Failure::upstream(Class::BadResponse));
     }
 
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, kind: ErrorType, message: String) {
+    fn fail(&mut self, out: &mut Vec<StreamEvent>, message: String, failure: Failure) {
         self.done = true;
-        out.push(StreamEvent::Error(ApiError::new(kind, message)));
+        let error = ApiError::new(ErrorType::Api, message);
+        out.push(StreamEvent::Error(Failed { error, failure }));
     }
 }
 
@@ -333,7 +335,7 @@ impl WireConverter for Converter {
                 "{} ended its response in the middle of an event-stream frame",
                 self.provider
             );
-            return self.fail(out, ErrorType::Api, message);
+            return self.fail(out, message, Failure::upstream(Class::StreamCut));
         }
         self.start(out);
         self.close_open(out);
@@ -459,9 +461,10 @@ mod tests {
             ],
             4096,
         );
-        let StreamEvent::Error(error) = events.last().unwrap() else {
+        let StreamEvent::Error(Failed { error, failure }) = events.last().unwrap() else {
             panic!("{events:?}")
         };
+        assert_eq!(failure.class, Class::RateLimit);
         assert_eq!(
             (error.kind, error.status.as_u16()),
             (ErrorType::RateLimit, 429)
@@ -471,7 +474,7 @@ mod tests {
         let whole = frame("assistantResponseEvent", r#"{"content":"abc"}"#);
         let events = run(&[whole[..whole.len() - 3].to_vec()], 4096);
         assert!(
-            matches!(events.last(), Some(StreamEvent::Error(e)) if e.message.contains("middle of an event-stream frame"))
+            matches!(events.last(), Some(StreamEvent::Error(e)) if e.error.message.contains("middle of an event-stream frame") && e.failure.class == Class::StreamCut)
         );
 
         let events = run(
@@ -485,7 +488,7 @@ mod tests {
             4096,
         );
         assert!(
-            matches!(events.last(), Some(StreamEvent::Error(e)) if e.message.contains("does not join into valid JSON"))
+            matches!(events.last(), Some(StreamEvent::Error(e)) if e.error.message.contains("does not join into valid JSON"))
         );
     }
 }

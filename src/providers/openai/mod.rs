@@ -11,9 +11,9 @@ use futures_util::future::BoxFuture;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
-use crate::anthropic::types::MessagesBody;
-use crate::anthropic::{ApiError, ErrorType, estimate};
+use crate::anthropic::ApiError;
 use crate::config::{ProviderConfig, UpstreamTimeouts};
+use crate::failure::Failure;
 
 pub struct OpenAiProvider {
     name: String,
@@ -72,10 +72,12 @@ impl OpenAiProvider {
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
         let started = Instant::now();
         let first_byte_deadline = started + self.timeouts.first_byte.0;
-        let body = MessagesBody::parse(call.request.body())
-            .map_err(|e| self.invalid_request(e.to_string()))?;
-        let upstream_body = request::to_openai(&body, call.model, &self.config.model(call.model))
-            .map_err(|e| self.invalid_request(e.to_string()))?;
+        let body = call
+            .request
+            .typed()
+            .map_err(|e| super::malformed(&self.name, e))?;
+        let upstream_body = request::to_openai(body, call.model, &self.config.model(call.model))
+            .map_err(|e| ProviderError::conversion(&self.name, e.to_string()))?;
         let sent = self
             .client
             .post(self.url.clone())
@@ -96,11 +98,11 @@ impl OpenAiProvider {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            return Err(ProviderError::Api {
-                provider: self.name.clone(),
-                headers,
-                error: self.status_error(status, &body),
-            });
+            let error = self.status_error(status, &body);
+            let retry_after = super::retry_after(&headers);
+            let text = String::from_utf8_lossy(&body);
+            let failure = Failure::of_upstream_status(status, retry_after, &text, false);
+            return Err(ProviderError::api(&self.name, headers, error, failure));
         }
         let bytes = super::response_body(
             response,
@@ -112,7 +114,7 @@ impl OpenAiProvider {
         let converter = stream::Converter::new(
             &self.name,
             call.request.model(),
-            estimate::input_tokens(call.request.body()),
+            call.request.input_estimate(),
         );
         let events = super::converted_events(bytes, converter);
         Ok(Reply {
@@ -120,14 +122,6 @@ impl OpenAiProvider {
             headers,
             body: ReplyBody::Events(events),
         })
-    }
-
-    fn invalid_request(&self, message: String) -> ProviderError {
-        ProviderError::Api {
-            provider: self.name.clone(),
-            headers: HeaderMap::new(),
-            error: ApiError::new(ErrorType::InvalidRequest, message),
-        }
     }
 
     /// An upstream error status as the Anthropic error a client understands, keeping the

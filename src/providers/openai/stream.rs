@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::anthropic::events::{BlockKind, Delta, StopReason, StreamEvent};
-use crate::anthropic::{ApiError, CCR_SIGNATURE_PREFIX, ErrorType, Usage, ids};
+use crate::anthropic::{ApiError, CCR_SIGNATURE_PREFIX, ErrorType, Failed, Usage, ids};
+use crate::failure::{Class, Failure};
 use crate::providers::WireConverter;
 
 /// One `data:` chunk of the upstream stream; unknown fields are ignored.
@@ -174,6 +175,7 @@ impl Converter {
                     "{} sent a stream chunk that is not valid JSON: {error}",
                     self.provider
                 ),
+                Failure::upstream(Class::BadResponse),
             ),
         }
     }
@@ -182,7 +184,8 @@ impl Converter {
         if let Some(error) = chunk.error {
             let kind = error_type_for(error.kind.as_deref());
             let message = error.message.unwrap_or_else(|| "unknown error".into());
-            self.fail(out, kind, format!("{}: {message}", self.provider));
+            let failure = Failure::of_upstream_status(kind.default_status(), None, &message, false);
+            self.fail(out, kind, format!("{}: {message}", self.provider), failure);
             return;
         }
         self.start(out);
@@ -370,7 +373,8 @@ impl Converter {
             Open::Tool(call) => {
                 if let Err(error) = self.close_tool(call, out) {
                     self.done = true;
-                    out.push(StreamEvent::Error(error));
+                    let failure = Failure::upstream(Class::BadResponse);
+                    out.push(StreamEvent::Error(Failed { error, failure }));
                 }
             }
         }
@@ -394,6 +398,7 @@ impl Converter {
                     out,
                     ErrorType::Api,
                     format!("{} sent a tool call without a name", self.provider),
+                    Failure::upstream(Class::BadResponse),
                 );
                 return;
             }
@@ -435,9 +440,16 @@ impl Converter {
         self.done = true;
     }
 
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, kind: ErrorType, message: String) {
+    fn fail(
+        &mut self,
+        out: &mut Vec<StreamEvent>,
+        kind: ErrorType,
+        message: String,
+        failure: Failure,
+    ) {
         self.done = true;
-        out.push(StreamEvent::Error(ApiError::new(kind, message)));
+        let error = ApiError::new(kind, message);
+        out.push(StreamEvent::Error(Failed { error, failure }));
     }
 }
 
@@ -504,6 +516,7 @@ impl WireConverter for Converter {
                 out,
                 ErrorType::Api,
                 format!("{} ended its response before finishing it", self.provider),
+                Failure::upstream(Class::StreamCut),
             );
             return;
         }
@@ -664,14 +677,14 @@ mod tests {
             ],
             None,
         );
-        let StreamEvent::Error(error) = events.last().unwrap() else {
+        let StreamEvent::Error(Failed { error, .. }) = events.last().unwrap() else {
             panic!()
         };
         assert_eq!(error.kind, ErrorType::RateLimit);
         assert_eq!(error.message, "up: quota");
 
         let events = run(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#], None);
-        let StreamEvent::Error(error) = events.last().unwrap() else {
+        let StreamEvent::Error(Failed { error, .. }) = events.last().unwrap() else {
             panic!()
         };
         assert!(
@@ -687,7 +700,7 @@ mod tests {
             ],
             None,
         );
-        let StreamEvent::Error(error) = events.last().unwrap() else {
+        let StreamEvent::Error(Failed { error, .. }) = events.last().unwrap() else {
             panic!()
         };
         assert!(

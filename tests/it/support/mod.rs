@@ -383,3 +383,8 @@ pub fn temp_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, yaml).unwrap();
     (dir, path)
 }
+
+/// An attempt's failure class as records name it, `ok` for a success.
+pub fn class_of(attempt: &ccr::record::Attempt) -> &'static str {
+    attempt.failure.map_or("ok", |f| f.class.as_str())
+}
