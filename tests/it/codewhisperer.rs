@@ -508,3 +508,30 @@ async fn an_exhausted_quota_sends_its_account_out_for_long() {
     );
     ccr.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_rejected_token_whose_refresh_fails_is_tried_once() {
+    let creds = credentials(&[("work", "revoked", "social")]);
+    let upstream = MockUpstream::start(Reply::Status {
+        status: 403,
+        headers: vec![],
+        body: r#"{"message":"The bearer token included in the request is invalid."}"#.into(),
+    })
+    .await;
+    // Three attempts allowed, one account, and its refresh endpoint is down: the failure
+    // says the same target cannot succeed, so it is not asked again.
+    let ccr = Ccr::start(&with_router(
+        &config(&upstream.base_url(), &["work"], &creds),
+        "max_attempts: 3, backoff: 5ms",
+    ))
+    .await;
+    let (status, _, message) =
+        anthropic_error(messages_request(&ccr, body(true)).send().await.unwrap()).await;
+    assert_eq!(status, 403);
+    assert!(message.contains("ccr token refresh work"), "{message}");
+    assert_eq!(upstream.received().len(), 1);
+    let record = &ccr.records.wait_for(1).await[0];
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.failure.map(|f| f.class.as_str()), Some("auth"));
+    ccr.shutdown().await;
+}

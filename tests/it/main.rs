@@ -1,5 +1,6 @@
 //! ccr's integration tests: one test binary, real HTTP over loopback.
 
+mod blame;
 mod cli;
 mod codewhisperer;
 mod config;
