@@ -2,6 +2,7 @@
 //! file and the data directory live. Every error names the field path, and the file and
 //! line where the parser knows them.
 
+mod providers;
 mod routes;
 mod values;
 
@@ -12,6 +13,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use providers::{
+    AnthropicConfig, CodeWhispererConfig, ModelConfig, OpenAiConfig, ProviderConfig, ProviderKind,
+    UpstreamTimeouts, is_account_name,
+};
 pub use routes::{
     BlacklistConfig, Route, RouterConfig, RoutesConfig, SessionsConfig, Strategy, TargetSpec,
     WeightedTarget,
@@ -81,6 +86,7 @@ pub struct Config {
 struct ConfigFile {
     #[serde(default)]
     server: ServerConfig,
+    #[serde(default, deserialize_with = "providers::deserialize_providers")]
     providers: Option<BTreeMap<String, ProviderConfig>>,
     routes: Option<RoutesConfig>,
     #[serde(default)]
@@ -120,7 +126,10 @@ impl TryFrom<ConfigFile> for Config {
 /// The embedded default's section, for a file that leaves it out.
 fn embedded_file() -> ConfigFile {
     // Embedded text that names no variable, checked by the unit tests.
-    serde_norway::from_str(EMBEDDED_DEFAULT).expect("the embedded default config parses")
+    providers::with_kinds_of(EMBEDDED_DEFAULT, || {
+        serde_norway::from_str(EMBEDDED_DEFAULT)
+    })
+    .expect("the embedded default config parses")
 }
 
 fn default_providers() -> BTreeMap<String, ProviderConfig> {
@@ -203,8 +212,9 @@ impl Config {
     /// else the real ones.
     pub fn refresh_endpoints(&self, account: &str) -> crate::credentials::refresh::Endpoints {
         let mut endpoints = crate::credentials::refresh::Endpoints::default();
-        let provider = self.providers.values().find(|p| {
-            p.kind == ProviderKind::Codewhisperer && p.accounts.iter().any(|a| a == account)
+        let provider = self.providers.values().find_map(|p| match p {
+            ProviderConfig::Codewhisperer(c) if c.accounts.iter().any(|a| a == account) => Some(c),
+            _ => None,
         });
         if let Some(provider) = provider {
             if let Some(url) = &provider.refresh_url {
@@ -272,154 +282,6 @@ impl ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    Anthropic,
-    /// Any OpenAI-compatible Chat Completions API (DeepSeek, OpenRouter, Groq, vLLM…).
-    Openai,
-    /// AWS CodeWhisperer through Kiro accounts.
-    Codewhisperer,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    #[serde(rename = "type")]
-    pub kind: ProviderKind,
-    /// Where ccr's own path begins (`https://api.anthropic.com` for `anthropic`).
-    pub base_url: Option<HttpUrl>,
-    /// The provider's key. Without one, an `anthropic` provider passes the client's own key
-    /// (only when ccr has no `server.api_key`).
-    pub api_key: Option<Secret>,
-    /// Several keys of one account pool: each key becomes its own target (`name#1`,
-    /// `name#2`…), balanced and blacklisted on its own.
-    #[serde(default)]
-    pub api_keys: Vec<Secret>,
-    /// `anthropic-beta` flags removed before forwarding (an upstream answers 400 to flags it
-    /// does not know).
-    #[serde(default)]
-    pub drop_beta_flags: Vec<String>,
-    #[serde(default)]
-    pub timeouts: UpstreamTimeouts,
-    /// Extra static headers sent with every request (OpenRouter's `HTTP-Referer`, `X-Title`).
-    #[serde(default)]
-    pub headers: BTreeMap<String, ConfigString>,
-    /// Per-model options of an `openai` provider, keyed by the upstream model name.
-    #[serde(default)]
-    pub models: BTreeMap<String, ModelConfig>,
-    /// `codewhisperer`: the Kiro accounts, each its own target (`kiro:work`).
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    /// `codewhisperer`: the AWS region, part of the default host.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// `codewhisperer`: client model name → CodeWhisperer model id, over the known defaults.
-    #[serde(default)]
-    pub model_ids: BTreeMap<String, String>,
-    /// `codewhisperer`: where social (GitHub/Google) logins refresh their token.
-    #[serde(default)]
-    pub refresh_url: Option<HttpUrl>,
-    /// `codewhisperer`: where IdC logins refresh; `{region}` is the token's region.
-    #[serde(default)]
-    pub idc_refresh_url: Option<ConfigString>,
-}
-
-/// What ccr needs to know about one upstream model of a converting provider.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// The most output tokens the model accepts; a request's `max_tokens` is clamped to it.
-    pub max_tokens: Option<u64>,
-    /// The model takes `reasoning_effort`: a request with thinking on asks for it.
-    pub reasoning_effort: bool,
-    /// The model wants its earlier reasoning back as `reasoning_content` in the history
-    /// (DeepSeek-reasoner style tool loops); otherwise history thinking blocks are dropped.
-    pub reasoning_content: bool,
-}
-
-impl ProviderConfig {
-    /// Options for `model`, or the defaults when the config does not list it.
-    pub fn model(&self, model: &str) -> ModelConfig {
-        self.models.get(model).cloned().unwrap_or_default()
-    }
-
-    pub fn base_url(&self) -> url::Url {
-        match &self.base_url {
-            Some(url) => url.0.clone(),
-            None => match self.kind {
-                ProviderKind::Anthropic => {
-                    url::Url::parse("https://api.anthropic.com").expect("valid default URL")
-                }
-                ProviderKind::Openai => {
-                    url::Url::parse("https://api.openai.com/v1").expect("valid default URL")
-                }
-                ProviderKind::Codewhisperer => {
-                    let region = self.region.as_deref().unwrap_or("us-east-1");
-                    url::Url::parse(&format!("https://codewhisperer.{region}.amazonaws.com"))
-                        .unwrap_or_else(|_| {
-                            url::Url::parse("https://codewhisperer.us-east-1.amazonaws.com")
-                                .expect("valid default URL")
-                        })
-                }
-            },
-        }
-    }
-
-    pub fn key(&self) -> Option<&Secret> {
-        self.api_key.as_ref().filter(|k| !k.is_empty())
-    }
-
-    /// One config per key of `api_keys` (labelled `name#N`) or per CodeWhisperer account
-    /// (`name:account`); otherwise this config as is.
-    pub fn per_key(&self, name: &str) -> Vec<(String, ProviderConfig)> {
-        if self.kind == ProviderKind::Codewhisperer {
-            return self
-                .accounts
-                .iter()
-                .map(|account| {
-                    let mut one = self.clone();
-                    one.accounts = vec![account.clone()];
-                    (format!("{name}:{account}"), one)
-                })
-                .collect();
-        }
-        if self.api_keys.is_empty() {
-            return vec![(name.to_string(), self.clone())];
-        }
-        self.api_keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let mut one = self.clone();
-                one.api_key = Some(key.clone());
-                one.api_keys = Vec::new();
-                (format!("{name}#{}", i + 1), one)
-            })
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamTimeouts {
-    pub connect: Seconds,
-    /// Until the response's first body bytes (thinking models are slow to start).
-    pub first_byte: Seconds,
-    /// Between two chunks of a response body.
-    pub idle: Seconds,
-}
-
-impl Default for UpstreamTimeouts {
-    fn default() -> Self {
-        UpstreamTimeouts {
-            connect: Seconds(Duration::from_secs(10)),
-            first_byte: Seconds(Duration::from_secs(300)),
-            idle: Seconds(Duration::from_secs(300)),
-        }
-    }
-}
-
 /// A parsed and validated configuration, with what the loader noticed on the way.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -448,8 +310,9 @@ impl Config {
             Ok(serde_norway::Value::Null) => EMBEDDED_DEFAULT,
             _ => text,
         };
-        let parsed: Result<Config, serde_norway::Error> =
-            values::with_env(env, || serde_norway::from_str(text));
+        let parsed: Result<Config, serde_norway::Error> = values::with_env(env, || {
+            providers::with_kinds_of(text, || serde_norway::from_str(text))
+        });
         parsed.map_err(|e| ConfigError::Parse {
             source_name: source.clone(),
             line: e.location().map(|l| l.line()),
@@ -509,58 +372,15 @@ impl Config {
             Some(_) => {}
         }
         for (name, provider) in &self.providers {
-            if provider.api_key.is_some() && !provider.api_keys.is_empty() {
-                return Err(invalid(
-                    format!("providers.{name}.api_keys"),
-                    "cannot be given beside `api_key`: keep one of them".into(),
-                ));
-            }
-            if provider.kind == ProviderKind::Codewhisperer {
-                if provider.accounts.is_empty() {
-                    return Err(invalid(
-                        format!("providers.{name}.accounts"),
-                        "a codewhisperer provider needs at least one Kiro account name, e.g. `accounts: [work]`".into(),
-                    ));
-                }
-                if let Some(bad) = provider.accounts.iter().find(|a| {
-                    a.is_empty()
-                        || !a
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                }) {
-                    return Err(invalid(
-                        format!("providers.{name}.accounts"),
-                        format!("`{bad}` is not an account name: use letters, digits, `-` and `_`"),
-                    ));
-                }
-            } else if !provider.accounts.is_empty() || !provider.model_ids.is_empty() {
-                return Err(invalid(
-                    format!("providers.{name}"),
-                    "`accounts` and `model_ids` belong to `type: codewhisperer` providers".into(),
-                ));
-            }
-            if provider.kind == ProviderKind::Anthropic && !provider.models.is_empty() {
-                return Err(invalid(
-                    format!("providers.{name}.models"),
-                    "is not used by an `anthropic` provider (it passes requests through): remove it".into(),
-                ));
-            }
-            for (header, value) in &provider.headers {
-                let valid = http::HeaderName::try_from(header.as_str()).is_ok()
-                    && http::HeaderValue::try_from(value.0.as_str()).is_ok();
-                if !valid {
-                    return Err(invalid(
-                        format!("providers.{name}.headers.{header}"),
-                        "is not a valid HTTP header name and value".into(),
-                    ));
-                }
-            }
+            provider
+                .validate()
+                .map_err(|e| invalid(format!("providers.{name}.{}", e.field), e.message))?;
         }
         if self.server.client_key().is_some() {
             let keyless = self
                 .providers
                 .iter()
-                .find(|(_, p)| p.kind == ProviderKind::Anthropic && p.key().is_none());
+                .find(|(_, p)| p.kind() == ProviderKind::Anthropic && p.key().is_none());
             if let Some((name, _)) = keyless {
                 return Err(invalid(
                     format!("providers.{name}.api_key"),
@@ -589,10 +409,15 @@ impl Config {
             fields.push("server.api_key".to_string());
         }
         for (name, provider) in &self.providers {
-            if provider.api_key.as_ref().is_some_and(Secret::is_literal) {
+            let (key, keys) = match provider {
+                ProviderConfig::Anthropic(c) => (&c.api_key, &c.api_keys),
+                ProviderConfig::Openai(c) => (&c.api_key, &c.api_keys),
+                ProviderConfig::Codewhisperer(_) => continue,
+            };
+            if key.as_ref().is_some_and(Secret::is_literal) {
                 fields.push(format!("providers.{name}.api_key"));
             }
-            if provider.api_keys.iter().any(Secret::is_literal) {
+            if keys.iter().any(Secret::is_literal) {
                 fields.push(format!("providers.{name}.api_keys"));
             }
         }

@@ -1,23 +1,26 @@
 //! The Anthropic provider: a byte pass-through. The client's body goes upstream unchanged
 //! except for `model`; the upstream's bytes come back unchanged as they arrive.
 
-use std::time::Instant;
+use bytes::Bytes;
+use http::StatusCode;
 
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::{Answer, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
+use super::transport::ERROR_BODY_LIMIT;
+use super::{
+    Answer, Answered, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, Transport,
+};
+use crate::anthropic::ApiError;
 use crate::anthropic::UsageScanner;
-use crate::config::{ProviderConfig, Secret, UpstreamTimeouts};
+use crate::config::{AnthropicConfig, Secret};
 use crate::failure::Failure;
 
 pub struct AnthropicProvider {
     name: String,
-    url: url::Url,
-    client: reqwest::Client,
+    transport: Transport,
     key: Option<Secret>,
     drop_beta_flags: Vec<String>,
-    timeouts: UpstreamTimeouts,
 }
 
 /// Client headers never forwarded as they are: hop-by-hop headers, those reqwest sets itself,
@@ -53,17 +56,19 @@ fn passed_back(upstream: &HeaderMap) -> HeaderMap {
 }
 
 impl AnthropicProvider {
-    pub fn new(name: &str, config: &ProviderConfig) -> Result<Self, BuildError> {
-        let mut url = config.base_url();
+    pub fn new(
+        name: &str,
+        config: &AnthropicConfig,
+        base_url: url::Url,
+    ) -> Result<Self, BuildError> {
+        let mut url = base_url;
         let path = format!("{}/v1/messages", url.path().trim_end_matches('/'));
         url.set_path(&path);
         Ok(AnthropicProvider {
             name: name.to_string(),
-            url,
-            client: http_client(name, &config.timeouts)?,
+            transport: Transport::new(name, url, config.timeouts)?,
             key: config.key().cloned(),
             drop_beta_flags: config.drop_beta_flags.clone(),
-            timeouts: config.timeouts,
         })
     }
 
@@ -113,67 +118,83 @@ impl AnthropicProvider {
     }
 
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
-        let started = Instant::now();
-        let first_byte_deadline = started + self.timeouts.first_byte.0;
-        let body = call.request.body_for_anthropic(call.model);
         let request = self
-            .client
-            .post(self.url.clone())
+            .transport
+            .post()
             .headers(self.upstream_headers(call.client_headers, call.forward_client_auth))
-            .body(body)
-            .send();
-        let response = tokio::time::timeout_at(first_byte_deadline.into(), request)
-            .await
-            .map_err(|_| self.first_byte_timeout())?
-            .map_err(|e| super::request_error(&self.name, &self.url, e, self.timeouts.connect.0))?;
-        let status = response.status();
-        let headers = passed_back(response.headers());
-        if !status.is_success() {
-            let body = tokio::time::timeout_at(first_byte_deadline.into(), response.bytes())
-                .await
-                .map_err(|_| self.first_byte_timeout())?
-                .unwrap_or_default();
-            // The client's own key refused is the client's fault, not this upstream's.
-            let client_credential = self.key.is_none() && call.forward_client_auth;
-            let failure = Failure::of_upstream_status(
+            .body(call.request.body_for_anthropic(call.model));
+        match self.transport.send(&self.name, request).await? {
+            Answered::Success {
                 status,
-                super::retry_after(&headers),
-                &String::from_utf8_lossy(&body),
-                client_credential,
-            );
-            return Err(ProviderError {
-                provider: self.name.clone(),
-                failure,
-                answer: Answer::Upstream {
+                headers,
+                body,
+            } => {
+                let headers = passed_back(&headers);
+                let content_type = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                let usage = UsageScanner::for_content_type(content_type);
+                Ok(Reply {
                     status,
                     headers,
-                    body,
-                },
-            });
+                    body: ReplyBody::Bytes {
+                        stream: body,
+                        usage,
+                    },
+                })
+            }
+            Answered::Refused {
+                status,
+                headers,
+                body,
+            } => Err(self.refused(
+                status,
+                passed_back(&headers),
+                body,
+                call.forward_client_auth,
+            )),
         }
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let usage = UsageScanner::for_content_type(content_type);
-        let body = super::response_body(
-            response,
-            &self.name,
-            &self.url,
-            first_byte_deadline,
-            self.timeouts.idle.0,
-        );
-        Ok(Reply {
-            status,
-            headers,
-            body: ReplyBody::Bytes {
-                stream: body,
-                usage,
-            },
-        })
     }
 
-    fn first_byte_timeout(&self) -> ProviderError {
-        super::timeout_error(&self.name, &self.url, "answer", self.timeouts.first_byte.0)
+    /// An upstream error status, passed back to the client as sent (unless it is too big to
+    /// hold, when ccr describes it).
+    fn refused(
+        &self,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        forward_client_auth: bool,
+    ) -> ProviderError {
+        // The client's own key refused is the client's fault, not this upstream's.
+        let client_credential = self.key.is_none() && forward_client_auth;
+        let failure = Failure::of_upstream_status(
+            status,
+            super::retry_after(&headers),
+            &String::from_utf8_lossy(&body),
+            client_credential,
+        );
+        if body.len() >= ERROR_BODY_LIMIT {
+            let error = ApiError::new(
+                super::error_type_for_status(status),
+                format!(
+                    "{} answered {} with an error body over {ERROR_BODY_LIMIT} bytes; it begins: {}",
+                    self.name,
+                    status.as_u16(),
+                    String::from_utf8_lossy(&body[..300]).trim()
+                ),
+            )
+            .with_status(status);
+            return ProviderError::api(&self.name, headers, error, failure);
+        }
+        ProviderError {
+            provider: self.name.clone(),
+            failure,
+            answer: Answer::Upstream {
+                status,
+                headers,
+                body,
+            },
+        }
     }
 }
 

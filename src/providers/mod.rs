@@ -1,14 +1,17 @@
 //! Upstream providers behind one narrow trait. Each module turns a client request into its
 //! wire request and its wire response back into what the client gets.
-//! Adding a provider is one module, one `ProviderKind` variant and one arm in [`build`].
+//! Adding a provider is one module, one `ProviderConfig` variant and one arm in `build_one`.
 
 pub mod anthropic;
 pub mod codewhisperer;
 pub mod openai;
+mod transport;
 
-use std::future::Future;
+pub use transport::plain_client;
+pub(crate) use transport::{Answered, Transport};
+
 use std::pin::Pin;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +21,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::anthropic::events::StreamEvent;
 use crate::anthropic::{ApiError, ErrorType, Failed, MessagesRequest, UsageScanner};
-use crate::config::{ProviderConfig, ProviderKind, UpstreamTimeouts};
+use crate::config::ProviderConfig;
 use crate::failure::{Class, Failure, Retry};
 
 /// A response body coming from an upstream, chunk by chunk.
@@ -233,66 +236,6 @@ pub(crate) fn rate_limit_headers(upstream: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// A request that failed before any response: a timeout or a connection error.
-pub(crate) fn request_error(
-    provider: &str,
-    url: &url::Url,
-    error: reqwest::Error,
-    connect: Duration,
-) -> ProviderError {
-    if error.is_timeout() {
-        return timeout_error(provider, url, "accept the connection", connect);
-    }
-    let error = ApiError::new(
-        ErrorType::Api,
-        format!(
-            "cannot reach {provider} at {url}: {}: check the provider's base_url and that it is up",
-            error_chain(&error)
-        ),
-    )
-    .with_status(StatusCode::BAD_GATEWAY);
-    ProviderError::api(
-        provider,
-        HeaderMap::new(),
-        error,
-        Failure::upstream(Class::Network),
-    )
-}
-
-pub(crate) fn timeout_error(
-    provider: &str,
-    url: &url::Url,
-    what: &'static str,
-    after: Duration,
-) -> ProviderError {
-    let error = ApiError::new(
-        ErrorType::Api,
-        format!("{provider} at {url} did not {what} within {after:?}"),
-    )
-    .with_status(StatusCode::GATEWAY_TIMEOUT);
-    ProviderError::api(
-        provider,
-        HeaderMap::new(),
-        error,
-        Failure::upstream(Class::Timeout),
-    )
-}
-
-/// An error and its causes on one line; reqwest's top-level message alone hides the cause.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// One upstream provider.
 pub trait Provider: Send + Sync {
     /// The provider's name in the config, used in labels and messages.
@@ -338,42 +281,26 @@ fn build_one(
     config: &ProviderConfig,
     context: &BuildContext,
 ) -> Result<Arc<dyn Provider>, BuildError> {
-    match config.kind {
-        ProviderKind::Codewhisperer => Ok(Arc::new(codewhisperer::CodeWhispererProvider::new(
+    match config {
+        ProviderConfig::Codewhisperer(c) => {
+            Ok(Arc::new(codewhisperer::CodeWhispererProvider::new(
+                name,
+                c,
+                config.base_url(),
+                context.tokens.clone(),
+            )?))
+        }
+        ProviderConfig::Anthropic(c) => Ok(Arc::new(anthropic::AnthropicProvider::new(
             name,
-            config,
-            context.tokens.clone(),
+            c,
+            config.base_url(),
         )?)),
-        ProviderKind::Anthropic => Ok(Arc::new(anthropic::AnthropicProvider::new(name, config)?)),
-        ProviderKind::Openai => Ok(Arc::new(openai::OpenAiProvider::new(name, config)?)),
+        ProviderConfig::Openai(c) => Ok(Arc::new(openai::OpenAiProvider::new(
+            name,
+            c,
+            config.base_url(),
+        )?)),
     }
-}
-
-/// A client for ccr's own calls (token refresh), with the default timeouts.
-pub fn plain_client() -> Result<reqwest::Client, BuildError> {
-    http_client("ccr", &UpstreamTimeouts::default())
-}
-
-/// A pooled client for one provider: keep-alive, `TCP_NODELAY`, HTTP/2 where offered, and
-/// the connect timeout. First-byte and idle timeouts are applied per call by the provider.
-pub(crate) fn http_client(
-    provider: &str,
-    timeouts: &UpstreamTimeouts,
-) -> Result<reqwest::Client, BuildError> {
-    static CRYPTO: Once = Once::new();
-    CRYPTO.call_once(|| {
-        // Another part of the process may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder()
-        .connect_timeout(timeouts.connect.0)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .map_err(|e| BuildError::Client {
-            provider: provider.to_string(),
-            detail: e.to_string(),
-        })
 }
 
 /// A converter from an upstream's wire bytes to Anthropic events, fed as bytes arrive:
@@ -427,99 +354,6 @@ impl<C: WireConverter> Stream for ConvertedEvents<C> {
                 Poll::Pending => return Poll::Pending,
             }
             this.ready.extend(this.scratch.drain(..));
-        }
-    }
-}
-
-/// A response's body as a stream of chunks, bounded in time by [`timed_body`].
-pub(crate) fn response_body(
-    response: reqwest::Response,
-    provider: &str,
-    url: &url::Url,
-    first_byte_deadline: std::time::Instant,
-    idle: Duration,
-) -> BodyStream {
-    let name = provider.to_string();
-    let stream: BodyStream = Box::pin(futures_util::TryStreamExt::map_err(
-        response.bytes_stream(),
-        move |e| {
-            ProviderError::broken(&name, &error_chain(&e), Failure::upstream(Class::StreamCut))
-        },
-    ));
-    timed_body(stream, provider, url, first_byte_deadline, idle)
-}
-
-/// Bounds an upstream body in time: its first bytes must arrive by `first_byte_deadline`,
-/// then each chunk within `idle` of the previous one. A timeout ends the stream with an error.
-fn timed_body(
-    inner: BodyStream,
-    provider: &str,
-    url: &url::Url,
-    first_byte_deadline: std::time::Instant,
-    idle: Duration,
-) -> BodyStream {
-    Box::pin(TimedBody {
-        inner,
-        timer: Box::pin(tokio::time::sleep_until(first_byte_deadline.into())),
-        first_byte_wait: first_byte_deadline.saturating_duration_since(std::time::Instant::now()),
-        idle,
-        started: false,
-        done: false,
-        provider: provider.to_string(),
-        url: url.clone(),
-    })
-}
-
-struct TimedBody {
-    inner: BodyStream,
-    timer: Pin<Box<tokio::time::Sleep>>,
-    first_byte_wait: Duration,
-    idle: Duration,
-    started: bool,
-    done: bool,
-    provider: String,
-    url: url::Url,
-}
-
-impl Stream for TimedBody {
-    type Item = Result<Bytes, ProviderError>;
-
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.started = true;
-                let next = tokio::time::Instant::now() + self.idle;
-                self.timer.as_mut().reset(next);
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(other) => {
-                self.done = true;
-                Poll::Ready(other)
-            }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.done = true;
-                    let (what, after) = if self.started {
-                        ("send more of its response", self.idle)
-                    } else {
-                        ("start its response", self.first_byte_wait)
-                    };
-                    Poll::Ready(Some(Err(timeout_error(
-                        &self.provider,
-                        &self.url,
-                        what,
-                        after,
-                    ))))
-                }
-                Poll::Pending => Poll::Pending,
-            },
         }
     }
 }

@@ -310,15 +310,11 @@ impl Router {
 
 /// One token manager for every CodeWhisperer account this configuration names.
 fn token_manager(config: &Config) -> Result<Arc<dyn crate::credentials::TokenSource>, BuildError> {
-    use crate::config::{ProviderKind, RefresherKind};
+    use crate::config::RefresherKind;
     use crate::credentials::manager::{Refresher, TokenManager};
     let mut accounts: Vec<(String, crate::credentials::refresh::Endpoints)> = Vec::new();
-    for provider in config
-        .providers
-        .values()
-        .filter(|p| p.kind == ProviderKind::Codewhisperer)
-    {
-        for account in &provider.accounts {
+    for provider in config.providers.values() {
+        for account in provider.accounts() {
             if !accounts.iter().any(|(a, _)| a == account) {
                 accounts.push((account.clone(), config.refresh_endpoints(account)));
             }

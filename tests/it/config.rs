@@ -280,3 +280,33 @@ async fn serve_starts_from_a_file_that_only_chooses_the_file_store() {
     let (code, stderr) = ccr.wait().await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn each_provider_type_takes_only_its_own_fields() {
+    // `accounts` belongs to codewhisperer; on an openai provider it is an unknown key,
+    // named with its path and line like any other.
+    let text = load_err(
+        "providers:\n  oa:\n    type: openai\n    api_key: k\n    accounts: [work]\nroutes:\n  default: [oa/m]\n",
+    );
+    assert!(
+        text.contains("providers.oa: unknown field `accounts`") && text.contains("line 5"),
+        "{text}"
+    );
+    // `type` may come after the other keys.
+    let text = load_err(
+        "providers:\n  up:\n    drop_beta_flags: [x]\n    models: {}\n    type: anthropic\nroutes:\n  default: [up/*]\n",
+    );
+    assert!(
+        text.contains("providers.up: unknown field `models`") && text.contains("line 4"),
+        "{text}"
+    );
+    let text = load_err("providers:\n  up:\n    base_url: https://x\nroutes:\n  default: [up/*]\n");
+    assert!(
+        text.contains("providers.up") && text.contains("missing field `type`"),
+        "{text}"
+    );
+    let text = load_err(
+        "providers:\n  kiro:\n    type: codewhisperer\n    accounts: []\nroutes:\n  default: [kiro/*]\n",
+    );
+    assert!(text.contains("providers.kiro.accounts"), "{text}");
+}

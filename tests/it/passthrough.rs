@@ -502,3 +502,31 @@ async fn thinking_blocks_signed_by_ccr_never_reach_anthropic() {
     assert_eq!(sent["messages"][2]["content"], "again");
     ccr.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_huge_upstream_error_body_is_not_passed_on_whole() {
+    let huge = format!("{{\"error\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let upstream = MockUpstream::start(Reply::Status {
+        status: 500,
+        headers: vec![],
+        body: huge,
+    })
+    .await;
+    let ccr = Ccr::start(&single_attempt(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "",
+        "",
+    )))
+    .await;
+    let response = messages_request(&ccr, small_request("m", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let (_, kind, message) = anthropic_error(response).await;
+    assert_eq!(kind, "api_error");
+    assert!(message.contains("error body over 65536 bytes"), "{message}");
+    assert!(message.len() < 1024, "only the start of the body is quoted");
+    ccr.shutdown().await;
+}

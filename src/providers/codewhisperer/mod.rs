@@ -8,16 +8,16 @@ pub mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 use http::header::{HeaderMap, HeaderValue};
 
-use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
+use super::{Answered, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, Transport};
 use crate::anthropic::types::MessagesBody;
 use crate::anthropic::{ApiError, ErrorType};
-use crate::config::{ProviderConfig, UpstreamTimeouts};
+use crate::config::CodeWhispererConfig;
 use crate::credentials::TokenSource;
 use crate::failure::{Class, Failure, Retry};
 
@@ -45,18 +45,17 @@ const KNOWN_MODEL_IDS: &[(&str, &str)] = &[
 pub struct CodeWhispererProvider {
     name: String,
     account: String,
-    url: url::Url,
-    client: reqwest::Client,
+    transport: Transport,
     model_ids: BTreeMap<String, String>,
     tokens: Arc<dyn TokenSource>,
-    timeouts: UpstreamTimeouts,
 }
 
 impl CodeWhispererProvider {
     /// `config` names exactly one account (see `ProviderConfig::per_key`).
     pub fn new(
         name: &str,
-        config: &ProviderConfig,
+        config: &CodeWhispererConfig,
+        base_url: url::Url,
         tokens: Arc<dyn TokenSource>,
     ) -> Result<Self, BuildError> {
         let account = config
@@ -67,7 +66,7 @@ impl CodeWhispererProvider {
                 provider: name.to_string(),
                 detail: "a codewhisperer provider needs an account".into(),
             })?;
-        let mut url = config.base_url();
+        let mut url = base_url;
         let path = format!(
             "{}/generateAssistantResponse",
             url.path().trim_end_matches('/')
@@ -81,11 +80,9 @@ impl CodeWhispererProvider {
         Ok(CodeWhispererProvider {
             name: name.to_string(),
             account,
-            url,
-            client: http_client(name, &config.timeouts)?,
+            transport: Transport::new(name, url, config.timeouts)?,
             model_ids,
             tokens,
-            timeouts: config.timeouts,
         })
     }
 
@@ -133,8 +130,6 @@ impl CodeWhispererProvider {
         body: &MessagesBody,
         token: &crate::credentials::Token,
     ) -> Result<Reply, ProviderError> {
-        let started = Instant::now();
-        let first_byte_deadline = started + self.timeouts.first_byte.0;
         let conversation_id = uuid_v4();
         let options = request::Options {
             model_id: self.model_id(call.model),
@@ -156,60 +151,41 @@ impl CodeWhispererProvider {
                 },
             )?;
         authorization.set_sensitive(true);
-        let sent = self
-            .client
-            .post(self.url.clone())
+        let request = self
+            .transport
+            .post()
             .header(http::header::AUTHORIZATION, authorization)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/vnd.amazon.eventstream")
             .header("amz-sdk-invocation-id", conversation_id.as_str())
-            .body(upstream_body)
-            .send();
-        let response = tokio::time::timeout_at(first_byte_deadline.into(), sent)
-            .await
-            .map_err(|_| {
-                super::timeout_error(
-                    &self.label(),
-                    &self.url,
-                    "answer",
-                    self.timeouts.first_byte.0,
-                )
-            })?
-            .map_err(|e| {
-                super::request_error(&self.label(), &self.url, e, self.timeouts.connect.0)
-            })?;
-        let status = response.status();
-        let headers = super::rate_limit_headers(response.headers());
-        if !status.is_success() {
-            let body = tokio::time::timeout_at(first_byte_deadline.into(), response.bytes())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let retry_after = super::retry_after(&headers);
-            let text = String::from_utf8_lossy(&body);
-            let failure = Failure::of_upstream_status(status, retry_after, &text, false);
-            let error = self.status_error(status, &body);
-            return Err(ProviderError::api(&self.label(), headers, error, failure));
+            .body(upstream_body);
+        let label = self.label();
+        match self.transport.send(&label, request).await? {
+            Answered::Success { headers, body, .. } => {
+                let converter = stream::Converter::new(
+                    &label,
+                    call.request.model(),
+                    call.request.input_estimate(),
+                );
+                Ok(Reply {
+                    status: StatusCode::OK,
+                    headers: super::rate_limit_headers(&headers),
+                    body: ReplyBody::Events(super::converted_events(body, converter)),
+                })
+            }
+            Answered::Refused {
+                status,
+                headers,
+                body,
+            } => {
+                let headers = super::rate_limit_headers(&headers);
+                let retry_after = super::retry_after(&headers);
+                let text = String::from_utf8_lossy(&body);
+                let failure = Failure::of_upstream_status(status, retry_after, &text, false);
+                let error = self.status_error(status, &body);
+                Err(ProviderError::api(&label, headers, error, failure))
+            }
         }
-        let bytes = super::response_body(
-            response,
-            &self.label(),
-            &self.url,
-            first_byte_deadline,
-            self.timeouts.idle.0,
-        );
-        let converter = stream::Converter::new(
-            &self.label(),
-            call.request.model(),
-            call.request.input_estimate(),
-        );
-        let events = super::converted_events(bytes, converter);
-        Ok(Reply {
-            status: StatusCode::OK,
-            headers,
-            body: ReplyBody::Events(events),
-        })
     }
 
     fn refused(

@@ -5,29 +5,25 @@
 pub mod request;
 pub mod stream;
 
-use std::time::Instant;
-
 use futures_util::future::BoxFuture;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{BuildError, Call, Provider, ProviderError, Reply, ReplyBody, http_client};
+use super::{Answered, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, Transport};
 use crate::anthropic::ApiError;
-use crate::config::{ProviderConfig, UpstreamTimeouts};
+use crate::config::OpenAiConfig;
 use crate::failure::Failure;
 
 pub struct OpenAiProvider {
     name: String,
-    url: url::Url,
-    client: reqwest::Client,
+    transport: Transport,
     /// Authorization and the configured extra headers, built once.
     headers: HeaderMap,
-    config: ProviderConfig,
-    timeouts: UpstreamTimeouts,
+    config: OpenAiConfig,
 }
 
 impl OpenAiProvider {
-    pub fn new(name: &str, config: &ProviderConfig) -> Result<Self, BuildError> {
-        let mut url = config.base_url();
+    pub fn new(name: &str, config: &OpenAiConfig, base_url: url::Url) -> Result<Self, BuildError> {
+        let mut url = base_url;
         let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
         url.set_path(&path);
         let mut headers = HeaderMap::new();
@@ -61,67 +57,54 @@ impl OpenAiProvider {
         }
         Ok(OpenAiProvider {
             name: name.to_string(),
-            url,
-            client: http_client(name, &config.timeouts)?,
+            transport: Transport::new(name, url, config.timeouts)?,
             headers,
             config: config.clone(),
-            timeouts: config.timeouts,
         })
     }
 
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
-        let started = Instant::now();
-        let first_byte_deadline = started + self.timeouts.first_byte.0;
         let body = call
             .request
             .typed()
             .map_err(|e| super::malformed(&self.name, e))?;
         let upstream_body = request::to_openai(body, call.model, &self.config.model(call.model))
             .map_err(|e| ProviderError::conversion(&self.name, e.to_string()))?;
-        let sent = self
-            .client
-            .post(self.url.clone())
+        let request = self
+            .transport
+            .post()
             .headers(self.headers.clone())
-            .body(upstream_body)
-            .send();
-        let response = tokio::time::timeout_at(first_byte_deadline.into(), sent)
-            .await
-            .map_err(|_| {
-                super::timeout_error(&self.name, &self.url, "answer", self.timeouts.first_byte.0)
-            })?
-            .map_err(|e| super::request_error(&self.name, &self.url, e, self.timeouts.connect.0))?;
-        let status = response.status();
-        let headers = super::rate_limit_headers(response.headers());
-        if !status.is_success() {
-            let body = tokio::time::timeout_at(first_byte_deadline.into(), response.bytes())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let error = self.status_error(status, &body);
-            let retry_after = super::retry_after(&headers);
-            let text = String::from_utf8_lossy(&body);
-            let failure = Failure::of_upstream_status(status, retry_after, &text, false);
-            return Err(ProviderError::api(&self.name, headers, error, failure));
+            .body(upstream_body);
+        match self.transport.send(&self.name, request).await? {
+            Answered::Success {
+                status,
+                headers,
+                body,
+            } => {
+                let converter = stream::Converter::new(
+                    &self.name,
+                    call.request.model(),
+                    call.request.input_estimate(),
+                );
+                Ok(Reply {
+                    status,
+                    headers: super::rate_limit_headers(&headers),
+                    body: ReplyBody::Events(super::converted_events(body, converter)),
+                })
+            }
+            Answered::Refused {
+                status,
+                headers,
+                body,
+            } => {
+                let headers = super::rate_limit_headers(&headers);
+                let error = self.status_error(status, &body);
+                let retry_after = super::retry_after(&headers);
+                let text = String::from_utf8_lossy(&body);
+                let failure = Failure::of_upstream_status(status, retry_after, &text, false);
+                Err(ProviderError::api(&self.name, headers, error, failure))
+            }
         }
-        let bytes = super::response_body(
-            response,
-            &self.name,
-            &self.url,
-            first_byte_deadline,
-            self.timeouts.idle.0,
-        );
-        let converter = stream::Converter::new(
-            &self.name,
-            call.request.model(),
-            call.request.input_estimate(),
-        );
-        let events = super::converted_events(bytes, converter);
-        Ok(Reply {
-            status,
-            headers,
-            body: ReplyBody::Events(events),
-        })
     }
 
     /// An upstream error status as the Anthropic error a client understands, keeping the

@@ -1,0 +1,297 @@
+//! The transport every provider sends through: one pooled client per upstream, the
+//! first-byte deadline and idle timeout, status and header capture, and error bodies read
+//! with a size cap and a short deadline of their own.
+
+use std::pin::Pin;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, StatusCode};
+
+use super::{BodyStream, BuildError, ProviderError};
+use crate::anthropic::{ApiError, ErrorType};
+use crate::config::UpstreamTimeouts;
+use crate::failure::{Class, Failure};
+
+/// The most of an upstream error body ccr reads: enough for any real error message, and a
+/// bound on what a broken upstream can make ccr hold.
+pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// How long an error body may take once its status has arrived.
+const ERROR_BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What an upstream answered once its status and headers arrived.
+pub(crate) enum Answered {
+    /// A success: the body streams on, bounded in time.
+    Success {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: BodyStream,
+    },
+    /// An error status and (up to [`ERROR_BODY_LIMIT`] of) its body.
+    Refused {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+}
+
+/// One upstream endpoint: its client, URL and timeouts.
+pub(crate) struct Transport {
+    client: reqwest::Client,
+    url: url::Url,
+    timeouts: UpstreamTimeouts,
+}
+
+impl Transport {
+    pub fn new(
+        provider: &str,
+        url: url::Url,
+        timeouts: UpstreamTimeouts,
+    ) -> Result<Self, BuildError> {
+        Ok(Transport {
+            client: http_client(provider, &timeouts)?,
+            url,
+            timeouts,
+        })
+    }
+
+    /// A POST to the endpoint, for the provider to add its headers and body to.
+    pub fn post(&self) -> reqwest::RequestBuilder {
+        self.client.post(self.url.clone())
+    }
+
+    /// Sends and waits for the status and headers within the first-byte deadline. `label`
+    /// names the target in errors.
+    pub async fn send(
+        &self,
+        label: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answered, ProviderError> {
+        let first_byte_deadline = Instant::now() + self.timeouts.first_byte.0;
+        let response = tokio::time::timeout_at(first_byte_deadline.into(), request.send())
+            .await
+            .map_err(|_| timeout_error(label, &self.url, "answer", self.timeouts.first_byte.0))?
+            .map_err(|e| request_error(label, &self.url, e, self.timeouts.connect.0))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status.is_success() {
+            let body = response_body(
+                response,
+                label,
+                &self.url,
+                first_byte_deadline,
+                self.timeouts.idle.0,
+            );
+            return Ok(Answered::Success {
+                status,
+                headers,
+                body,
+            });
+        }
+        let deadline = first_byte_deadline.min(Instant::now() + ERROR_BODY_DEADLINE);
+        let body = capped_body(response, deadline).await;
+        Ok(Answered::Refused {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Reads at most [`ERROR_BODY_LIMIT`] bytes of a body, until `deadline`; what arrived by
+/// then is what the error says.
+async fn capped_body(response: reqwest::Response, deadline: Instant) -> Bytes {
+    let mut body = BytesMut::new();
+    let mut chunks = response.bytes_stream();
+    let read = async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            let room = ERROR_BODY_LIMIT - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= ERROR_BODY_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout_at(deadline.into(), read).await;
+    body.freeze()
+}
+
+/// A request that failed before any response: a timeout or a connection error.
+fn request_error(
+    provider: &str,
+    url: &url::Url,
+    error: reqwest::Error,
+    connect: Duration,
+) -> ProviderError {
+    if error.is_timeout() {
+        return timeout_error(provider, url, "accept the connection", connect);
+    }
+    let error = ApiError::new(
+        ErrorType::Api,
+        format!(
+            "cannot reach {provider} at {url}: {}: check the provider's base_url and that it is up",
+            error_chain(&error)
+        ),
+    )
+    .with_status(StatusCode::BAD_GATEWAY);
+    ProviderError::api(
+        provider,
+        HeaderMap::new(),
+        error,
+        Failure::upstream(Class::Network),
+    )
+}
+
+pub(super) fn timeout_error(
+    provider: &str,
+    url: &url::Url,
+    what: &'static str,
+    after: Duration,
+) -> ProviderError {
+    let error = ApiError::new(
+        ErrorType::Api,
+        format!("{provider} at {url} did not {what} within {after:?}"),
+    )
+    .with_status(StatusCode::GATEWAY_TIMEOUT);
+    ProviderError::api(
+        provider,
+        HeaderMap::new(),
+        error,
+        Failure::upstream(Class::Timeout),
+    )
+}
+
+/// An error and its causes on one line; reqwest's top-level message alone hides the cause.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A client for ccr's own calls (token refresh), with the default timeouts.
+pub fn plain_client() -> Result<reqwest::Client, BuildError> {
+    http_client("ccr", &UpstreamTimeouts::default())
+}
+
+/// A pooled client for one provider: keep-alive, `TCP_NODELAY`, HTTP/2 where offered, and
+/// the connect timeout. First-byte and idle timeouts are applied per call by the provider.
+fn http_client(provider: &str, timeouts: &UpstreamTimeouts) -> Result<reqwest::Client, BuildError> {
+    static CRYPTO: Once = Once::new();
+    CRYPTO.call_once(|| {
+        // Another part of the process may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect.0)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| BuildError::Client {
+            provider: provider.to_string(),
+            detail: e.to_string(),
+        })
+}
+
+/// A response's body as a stream of chunks, bounded in time by [`timed_body`].
+fn response_body(
+    response: reqwest::Response,
+    provider: &str,
+    url: &url::Url,
+    first_byte_deadline: std::time::Instant,
+    idle: Duration,
+) -> BodyStream {
+    let name = provider.to_string();
+    let stream: BodyStream = Box::pin(futures_util::TryStreamExt::map_err(
+        response.bytes_stream(),
+        move |e| {
+            ProviderError::broken(&name, &error_chain(&e), Failure::upstream(Class::StreamCut))
+        },
+    ));
+    timed_body(stream, provider, url, first_byte_deadline, idle)
+}
+
+/// Bounds an upstream body in time: its first bytes must arrive by `first_byte_deadline`,
+/// then each chunk within `idle` of the previous one. A timeout ends the stream with an error.
+fn timed_body(
+    inner: BodyStream,
+    provider: &str,
+    url: &url::Url,
+    first_byte_deadline: std::time::Instant,
+    idle: Duration,
+) -> BodyStream {
+    Box::pin(TimedBody {
+        inner,
+        timer: Box::pin(tokio::time::sleep_until(first_byte_deadline.into())),
+        first_byte_wait: first_byte_deadline.saturating_duration_since(std::time::Instant::now()),
+        idle,
+        started: false,
+        done: false,
+        provider: provider.to_string(),
+        url: url.clone(),
+    })
+}
+
+struct TimedBody {
+    inner: BodyStream,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    first_byte_wait: Duration,
+    idle: Duration,
+    started: bool,
+    done: bool,
+    provider: String,
+    url: url::Url,
+}
+
+impl Stream for TimedBody {
+    type Item = Result<Bytes, ProviderError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.started = true;
+                let next = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(other) => {
+                self.done = true;
+                Poll::Ready(other)
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.done = true;
+                    let (what, after) = if self.started {
+                        ("send more of its response", self.idle)
+                    } else {
+                        ("start its response", self.first_byte_wait)
+                    };
+                    Poll::Ready(Some(Err(timeout_error(
+                        &self.provider,
+                        &self.url,
+                        what,
+                        after,
+                    ))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
