@@ -11,7 +11,7 @@ use comfy_table::{Table, presets};
 use crate::Failure;
 use ccr::config::{self, Config, Overrides};
 use ccr::credentials::accounts::{self, Listed};
-use ccr::credentials::refresh;
+use ccr::credentials::{self, refresh};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,7 +63,7 @@ pub fn run(
     args: Args,
 ) -> Result<(), Failure> {
     let config = load_config(config_path, data_dir)?;
-    let store = config.credential_store();
+    let store = credentials::open_store(&config.credentials, &config.credentials_dir());
     let data_dir = config.data_dir();
     match args.command {
         Command::Import { from, name } => {
@@ -117,10 +117,18 @@ pub fn run(
             }
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let targets: Vec<(String, refresh::Endpoints)> = names
+                .into_iter()
+                .map(|name| {
+                    let endpoints =
+                        refresh::Endpoints::for_provider(config.codewhisperer_for(&name));
+                    (name, endpoints)
+                })
+                .collect();
             let outcomes = runtime.block_on(refresh::refresh_many(
-                &config,
                 store,
-                &names,
+                &data_dir,
+                &targets,
                 if_expiring_within,
             ));
             report_refresh(&outcomes, json)

@@ -20,7 +20,7 @@ pub enum AdminError {
 /// Reads `/api/stats` from a running server.
 pub async fn fetch_stats(base_url: &str, key: Option<&Secret>) -> Result<Document, AdminError> {
     let url = format!("{}/api/stats", base_url.trim_end_matches('/'));
-    let client = crate::providers::plain_client().map_err(|e| AdminError::Unreadable {
+    let client = crate::http_client::plain().map_err(|e| AdminError::Unreadable {
         url: url.clone(),
         detail: e.to_string(),
     })?;

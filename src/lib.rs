@@ -7,6 +7,7 @@ pub mod background;
 pub mod config;
 pub mod credentials;
 pub mod failure;
+pub mod http_client;
 pub mod providers;
 pub mod record;
 pub mod routing;

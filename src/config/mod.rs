@@ -190,16 +190,6 @@ pub enum StoreKind {
 }
 
 impl Config {
-    /// The store CodeWhisperer tokens are read from and written to.
-    pub fn credential_store(&self) -> std::sync::Arc<dyn crate::credentials::Store> {
-        match self.credentials.store {
-            StoreKind::Keyring => std::sync::Arc::new(crate::credentials::KeyringStore),
-            StoreKind::File => {
-                std::sync::Arc::new(crate::credentials::FileStore::new(&self.credentials_dir()))
-            }
-        }
-    }
-
     /// The data directory, falling back to the current one when no home is known.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir
@@ -208,23 +198,12 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
-    /// The refresh endpoints for `account`: from the codewhisperer provider that lists it,
-    /// else the real ones.
-    pub fn refresh_endpoints(&self, account: &str) -> crate::credentials::refresh::Endpoints {
-        let mut endpoints = crate::credentials::refresh::Endpoints::default();
-        let provider = self.providers.values().find_map(|p| match p {
+    /// The codewhisperer provider that lists `account`, whose refresh URLs apply to it.
+    pub fn codewhisperer_for(&self, account: &str) -> Option<&CodeWhispererConfig> {
+        self.providers.values().find_map(|p| match p {
             ProviderConfig::Codewhisperer(c) if c.accounts.iter().any(|a| a == account) => Some(c),
             _ => None,
-        });
-        if let Some(provider) = provider {
-            if let Some(url) = &provider.refresh_url {
-                endpoints.social = url.0.to_string();
-            }
-            if let Some(url) = &provider.idc_refresh_url {
-                endpoints.idc.clone_from(&url.0);
-            }
-        }
-        endpoints
+        })
     }
 
     /// Where CodeWhisperer token files live with `store: file`.

@@ -19,6 +19,17 @@ use crate::config::Secret;
 pub use index::{AccountEntry, Index};
 pub use store::{FileStore, KeyringStore, Store};
 
+/// The store the `credentials:` settings name: the OS keyring, or 0600 files in `dir`.
+pub fn open_store(
+    settings: &crate::config::CredentialsConfig,
+    dir: &std::path::Path,
+) -> Arc<dyn Store> {
+    match settings.store {
+        crate::config::StoreKind::Keyring => Arc::new(KeyringStore),
+        crate::config::StoreKind::File => Arc::new(FileStore::new(dir)),
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CredentialsError {
     #[error(

@@ -20,6 +20,22 @@ pub struct Endpoints {
     pub idc: String,
 }
 
+impl Endpoints {
+    /// The real endpoints, or those the account's provider configures instead.
+    pub fn for_provider(provider: Option<&crate::config::CodeWhispererConfig>) -> Endpoints {
+        let mut endpoints = Endpoints::default();
+        if let Some(provider) = provider {
+            if let Some(url) = &provider.refresh_url {
+                endpoints.social = url.0.to_string();
+            }
+            if let Some(url) = &provider.idc_refresh_url {
+                endpoints.idc.clone_from(&url.0);
+            }
+        }
+        endpoints
+    }
+}
+
 impl Default for Endpoints {
     fn default() -> Self {
         Endpoints {
@@ -284,19 +300,20 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// Refreshes each account (or only those expiring within `window`), one after another.
+/// Refreshes each account (or only those expiring within `window`), one after another,
+/// each through its own endpoints.
 pub async fn refresh_many(
-    config: &crate::config::Config,
     store: std::sync::Arc<dyn Store>,
-    accounts: &[String],
+    data_dir: &Path,
+    accounts: &[(String, Endpoints)],
     window: Option<Duration>,
 ) -> Vec<Outcome> {
-    let client = match crate::providers::plain_client() {
+    let client = match crate::http_client::plain() {
         Ok(client) => client,
         Err(error) => {
             return accounts
                 .iter()
-                .map(|name| Outcome {
+                .map(|(name, _)| Outcome {
                     name: name.clone(),
                     result: "failed",
                     expires_at: None,
@@ -305,10 +322,9 @@ pub async fn refresh_many(
                 .collect();
         }
     };
-    let data_dir = config.data_dir();
-    let index = Index::load(&data_dir).unwrap_or_default();
+    let index = Index::load(data_dir).unwrap_or_default();
     let mut outcomes = Vec::new();
-    for name in accounts {
+    for (name, endpoints) in accounts {
         let expires_at = index.accounts.get(name).and_then(|e| e.expires_at.clone());
         let seconds_left = expires_at
             .as_deref()
@@ -324,22 +340,21 @@ pub async fn refresh_many(
             });
             continue;
         }
-        let endpoints = config.refresh_endpoints(name);
-        let outcome =
-            match refresh_account(&client, &store, &data_dir, &endpoints, name, None).await {
-                Ok(token) => Outcome {
-                    name: name.clone(),
-                    result: "refreshed",
-                    expires_at: token.expires_at,
-                    error: None,
-                },
-                Err(error) => Outcome {
-                    name: name.clone(),
-                    result: "failed",
-                    expires_at,
-                    error: Some(error.to_string()),
-                },
-            };
+        let outcome = match refresh_account(&client, &store, data_dir, endpoints, name, None).await
+        {
+            Ok(token) => Outcome {
+                name: name.clone(),
+                result: "refreshed",
+                expires_at: token.expires_at,
+                error: None,
+            },
+            Err(error) => Outcome {
+                name: name.clone(),
+                result: "failed",
+                expires_at,
+                error: Some(error.to_string()),
+            },
+        };
         outcomes.push(outcome);
     }
     outcomes

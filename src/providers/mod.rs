@@ -7,7 +7,6 @@ pub mod codewhisperer;
 pub mod openai;
 mod transport;
 
-pub use transport::plain_client;
 pub(crate) use transport::{Answered, Transport};
 
 use std::pin::Pin;

@@ -3,7 +3,6 @@
 //! with a size cap and a short deadline of their own.
 
 use std::pin::Pin;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -52,7 +51,12 @@ impl Transport {
         timeouts: UpstreamTimeouts,
     ) -> Result<Self, BuildError> {
         Ok(Transport {
-            client: http_client(provider, &timeouts)?,
+            client: crate::http_client::pooled(provider, timeouts.connect.0).map_err(|e| {
+                BuildError::Client {
+                    provider: provider.to_string(),
+                    detail: e.detail,
+                }
+            })?,
             url,
             timeouts,
         })
@@ -177,30 +181,6 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// A client for ccr's own calls (token refresh), with the default timeouts.
-pub fn plain_client() -> Result<reqwest::Client, BuildError> {
-    http_client("ccr", &UpstreamTimeouts::default())
-}
-
-/// A pooled client for one provider: keep-alive, `TCP_NODELAY`, HTTP/2 where offered, and
-/// the connect timeout. First-byte and idle timeouts are applied per call by the provider.
-fn http_client(provider: &str, timeouts: &UpstreamTimeouts) -> Result<reqwest::Client, BuildError> {
-    static CRYPTO: Once = Once::new();
-    CRYPTO.call_once(|| {
-        // Another part of the process may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder()
-        .connect_timeout(timeouts.connect.0)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .map_err(|e| BuildError::Client {
-            provider: provider.to_string(),
-            detail: e.to_string(),
-        })
 }
 
 /// A response's body as a stream of chunks, bounded in time by [`timed_body`].

@@ -312,11 +312,13 @@ impl Router {
 fn token_manager(config: &Config) -> Result<Arc<dyn crate::credentials::TokenSource>, BuildError> {
     use crate::config::RefresherKind;
     use crate::credentials::manager::{Refresher, TokenManager};
-    let mut accounts: Vec<(String, crate::credentials::refresh::Endpoints)> = Vec::new();
+    use crate::credentials::refresh::Endpoints;
+    let mut accounts: Vec<(String, Endpoints)> = Vec::new();
     for provider in config.providers.values() {
         for account in provider.accounts() {
             if !accounts.iter().any(|(a, _)| a == account) {
-                accounts.push((account.clone(), config.refresh_endpoints(account)));
+                let provider = config.codewhisperer_for(account);
+                accounts.push((account.clone(), Endpoints::for_provider(provider)));
             }
         }
     }
@@ -324,14 +326,12 @@ fn token_manager(config: &Config) -> Result<Arc<dyn crate::credentials::TokenSou
         RefresherKind::Serve => Refresher::Serve,
         RefresherKind::External => Refresher::External,
     };
-    let store = config.credential_store();
-    let manager = TokenManager::start(
-        store,
-        config.data_dir(),
-        accounts,
-        refresher,
-        providers::plain_client()?,
-    );
+    let store = crate::credentials::open_store(&config.credentials, &config.credentials_dir());
+    let client = crate::http_client::plain().map_err(|e| BuildError::Client {
+        provider: e.owner,
+        detail: e.detail,
+    })?;
+    let manager = TokenManager::start(store, config.data_dir(), accounts, refresher, client);
     Ok(manager)
 }
 

@@ -105,3 +105,139 @@ fn the_readme_test_command_is_what_ci_runs() {
         );
     }
 }
+
+/// The top-level module a file under `src/` belongs to (`None` for the crate root).
+fn module_of(relative: &Path) -> Option<String> {
+    let mut parts = relative.components();
+    let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
+    match parts.next() {
+        Some(_) => Some(first),
+        None => {
+            let name = first.strip_suffix(".rs")?.to_string();
+            (name != "lib" && name != "main").then_some(name)
+        }
+    }
+}
+
+/// Source without comments and without `#[cfg(test)] mod … { … }` blocks (tests may reach
+/// anywhere).
+fn without_comments_and_tests(text: &str) -> String {
+    let code: String = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let Some(open) = after.find('{').filter(|&o| after[..o].contains("mod ")) else {
+            out.push_str("#[cfg(test)]");
+            rest = &after["#[cfg(test)]".len()..];
+            continue;
+        };
+        let mut depth = 0;
+        let mut end = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Top-level modules named through `crate::X` or `use crate::{X, …}`.
+fn crate_uses(code: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("crate::") {
+        let after = &code[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            let mut depth = 0;
+            let mut item_start = true;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        found.push(ident(&group[i..]));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            found.push(ident(after));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_top_level_modules_of_src_import_each_other_one_way_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files: Vec<PathBuf> = walk(&src)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    let modules: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| module_of(f.strip_prefix(&src).unwrap()))
+        .collect();
+    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for file in &files {
+        let Some(from) = module_of(file.strip_prefix(&src).unwrap()) else {
+            continue;
+        };
+        let code = without_comments_and_tests(&std::fs::read_to_string(file).unwrap());
+        for to in crate_uses(&code) {
+            if to != from && modules.contains(&to) {
+                edges.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    assert!(
+        edges.get("server").is_some_and(|e| e.contains("routing")),
+        "the scan sees the imports: {edges:?}"
+    );
+    // A cycle exists when some module reaches itself.
+    for start in &modules {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack: Vec<Vec<String>> = vec![vec![start.clone()]];
+        while let Some(path) = stack.pop() {
+            let last = path.last().unwrap();
+            for next in edges.get(last).into_iter().flatten() {
+                if next == start {
+                    panic!(
+                        "import cycle between top-level modules: {} -> {start}",
+                        path.join(" -> ")
+                    );
+                }
+                if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+}

@@ -148,7 +148,7 @@ fn pool(strategy: Strategy, weights: &[u32]) -> Arc<Pool> {
             std::env::temp_dir(),
             Vec::new(),
             ccr::credentials::manager::Refresher::Serve,
-            ccr::providers::plain_client().unwrap(),
+            ccr::http_client::plain().unwrap(),
         ),
     };
     let provider = ccr::providers::build("a", &config.providers["a"], &context)
