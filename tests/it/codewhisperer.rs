@@ -12,7 +12,7 @@ use crate::support::{
 };
 
 /// A credentials directory holding one Kiro token file per (account, token, auth method).
-fn credentials(accounts: &[(&str, &str, &str)]) -> tempfile::TempDir {
+pub(crate) fn credentials(accounts: &[(&str, &str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (account, token, method) in accounts {
         let file = json!({"accessToken": token, "refreshToken": "aor-refresh", "expiresAt": "2099-01-01T00:00:00Z", "profileArn": "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK", "authMethod": method, "provider": "Github"});
@@ -22,7 +22,7 @@ fn credentials(accounts: &[(&str, &str, &str)]) -> tempfile::TempDir {
 }
 
 /// A loopback port where nothing listens: tests never reach the real refresh endpoints.
-const DEAD_REFRESH: &str = "http://127.0.0.1:9/refreshToken";
+pub(crate) const DEAD_REFRESH: &str = "http://127.0.0.1:9/refreshToken";
 
 fn config(base_url: &str, accounts: &[&str], credentials: &tempfile::TempDir) -> String {
     format!(

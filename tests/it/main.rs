@@ -4,6 +4,7 @@ mod blame;
 mod cli;
 mod codewhisperer;
 mod config;
+mod conformance;
 mod estimate;
 mod openai;
 mod passthrough;

@@ -60,6 +60,12 @@ pub enum Reply {
         byte_per_write: bool,
         cut: bool,
     },
+    /// `200 application/vnd.amazon.eventstream`: the chunks in one write, then silence until
+    /// `release` is notified, then the body ends.
+    BinaryStall {
+        chunks: Vec<Vec<u8>>,
+        release: Arc<Notify>,
+    },
 }
 
 /// One request as the mock received it.
@@ -261,12 +267,17 @@ async fn respond(reply: Reply) -> Response<MockBody> {
                         .await;
                 }
             });
-            let mut response = Response::new(body_out);
-            response.headers_mut().insert(
-                "content-type",
-                "application/vnd.amazon.eventstream".parse().unwrap(),
-            );
-            response
+            binary_response(body_out)
+        }
+        Reply::BinaryStall { chunks, release } => {
+            let (tx, body_out) = channel_body();
+            tokio::spawn(async move {
+                // One write, so nothing but the stall itself is a pause in the body.
+                if tx.send(Ok(Bytes::from(chunks.concat()))).await.is_ok() {
+                    release.notified().await;
+                }
+            });
+            binary_response(body_out)
         }
         Reply::ByBearer { .. } => unreachable!("resolved in answer()"),
         Reply::Delayed { delay, then } => {
@@ -299,6 +310,15 @@ fn channel_body() -> (mpsc::Sender<Result<Bytes, std::io::Error>>, MockBody) {
         rx.recv().await.map(|item| (item.map(Frame::data), rx))
     });
     (tx, StreamBody::new(stream).boxed())
+}
+
+fn binary_response(body: MockBody) -> Response<MockBody> {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        "content-type",
+        "application/vnd.amazon.eventstream".parse().unwrap(),
+    );
+    response
 }
 
 fn sse_response(body: MockBody) -> Response<MockBody> {
