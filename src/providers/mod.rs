@@ -104,8 +104,16 @@ impl std::fmt::Display for ProviderError {
 impl std::error::Error for ProviderError {}
 
 impl ProviderError {
-    /// An upstream error told in the Anthropic form.
-    pub fn api(provider: &str, headers: HeaderMap, error: ApiError, failure: Failure) -> Self {
+    /// An upstream error told in the Anthropic form. A context-length error is worded as
+    /// Anthropic words it, whatever the upstream said, since that wording is what makes
+    /// Claude Code compact the conversation.
+    pub fn api(provider: &str, headers: HeaderMap, mut error: ApiError, failure: Failure) -> Self {
+        if failure.class == Class::ContextTooLong && !error.message.contains("prompt is too long") {
+            error = ApiError::new(
+                ErrorType::InvalidRequest,
+                format!("prompt is too long: {}", error.message),
+            );
+        }
         ProviderError {
             provider: provider.to_string(),
             failure,
@@ -354,5 +362,35 @@ impl<C: WireConverter> Stream for ConvertedEvents<C> {
             }
             this.ready.extend(this.scratch.drain(..));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_length_error_is_worded_as_anthropic_words_it() {
+        let upstream = ApiError::new(
+            ErrorType::InvalidRequest,
+            "deepseek answered 400: This model's maximum context length is 65536 tokens",
+        );
+        let error = ProviderError::api(
+            "deepseek",
+            HeaderMap::new(),
+            upstream,
+            Failure::context_too_long(),
+        );
+        let told = error.to_api_error();
+        assert!(
+            told.message
+                .starts_with("prompt is too long: deepseek answered 400"),
+            "{}",
+            told.message
+        );
+        assert_eq!(
+            (told.kind, told.status.as_u16()),
+            (ErrorType::InvalidRequest, 400)
+        );
     }
 }
