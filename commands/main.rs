@@ -1,14 +1,17 @@
 //! The `ccr` command line: argument parsing, dispatch, error reporting and exit codes.
 //! Each subcommand lives in its own file as a thin layer over the `ccr` library.
 
+mod printer;
 mod serve;
 mod stats;
 mod token;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use printer::{Closed, ColorChoice, Printer};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +28,20 @@ struct Cli {
     #[arg(long, global = true, env = "CCR_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// When to use colour (`NO_COLOR` turns `auto` off)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: ColorChoice,
+
+    /// Print only errors and requested output (no confirmation lines)
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +54,36 @@ enum Command {
     Token(token::Args),
     /// Show a running server's stats
     Stats(stats::Args),
+}
+
+/// What every command is handed, resolved once: global flags, paths and the printer.
+pub struct AppContext {
+    /// `--config` or `CCR_CONFIG`, else the platform's default path.
+    config_path: Option<PathBuf>,
+    /// The path was given, so it must exist.
+    config_explicit: bool,
+    /// `--data-dir` or `CCR_DATA_DIR`, if given.
+    pub data_dir: Option<PathBuf>,
+    pub printer: Printer,
+}
+
+impl AppContext {
+    fn new(cli: &Cli) -> AppContext {
+        AppContext {
+            config_explicit: cli.config.is_some(),
+            config_path: cli.config.clone().or_else(ccr::config::default_path),
+            data_dir: cli.data_dir.clone(),
+            printer: Printer::new(cli.color, cli.quiet),
+        }
+    }
+
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    pub fn config_explicit(&self) -> bool {
+        self.config_explicit
+    }
 }
 
 /// A failure to report, with the exit code it maps to.
@@ -61,6 +108,16 @@ impl Failure {
     }
 }
 
+impl From<Closed> for Failure {
+    /// A closed stdout ends the command quietly and successfully.
+    fn from(_: Closed) -> Self {
+        Failure {
+            code: 0,
+            error: None,
+        }
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Failure {
@@ -72,10 +129,11 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let context = AppContext::new(&cli);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(cli.config, cli.data_dir, args),
-        Command::Token(args) => token::run(cli.config, cli.data_dir, args),
-        Command::Stats(args) => stats::run(cli.config, cli.data_dir, args),
+        Command::Serve(args) => serve::run(&context, args),
+        Command::Token(args) => token::run(&context, args),
+        Command::Stats(args) => stats::run(&context, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,10 +146,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints `error: …` and then each cause on its own line.
+/// Prints `error: …` and then each cause on its own line, once: a cause whose text the
+/// line above already shows is left out.
 fn report(error: &anyhow::Error) {
-    eprintln!("error: {error}");
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error}");
+    let mut shown = error.to_string();
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            let _ = writeln!(stderr, "  caused by: {text}");
+        }
+        shown = text;
     }
 }

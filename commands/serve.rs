@@ -1,12 +1,11 @@
 //! `ccr serve`: load the config, start the server, run until SIGINT/SIGTERM.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 
-use crate::Failure;
+use crate::{AppContext, Failure};
 use ccr::config::{self, Overrides};
 use ccr::server::{Reloader, Server};
 
@@ -23,26 +22,22 @@ pub struct Args {
     log_level: String,
 }
 
-pub fn run(
-    config_path: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    args: Args,
-) -> Result<(), Failure> {
+pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
     let filter = EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("`--log-level {}` is not a level or filter", args.log_level))
         .map_err(Failure::config)?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(context.printer.stderr_is_terminal())
         .init();
 
-    let explicit = config_path.is_some();
-    let path = config_path.or_else(config::default_path);
+    let explicit = context.config_explicit();
+    let path = context.config_path().map(std::path::Path::to_path_buf);
     let overrides = Overrides {
         host: args.host,
         port: args.port,
-        data_dir,
+        data_dir: context.data_dir.clone(),
     };
     let loaded = config::load(path.as_deref(), explicit, &overrides).map_err(Failure::config)?;
     for warning in &loaded.warnings {
@@ -61,11 +56,10 @@ pub fn run(
             .context("cannot start the server")?;
         let shutdown = shutdown_signal();
         watch_for_reload(server.reloader(), path.clone(), explicit, overrides.clone());
-        let mut stdout = std::io::stdout().lock();
         // Scripts and tests read this line to learn the port; a closed stdout is not an error.
-        let _ = writeln!(stdout, "listening on {}", server.local_addr());
-        let _ = stdout.flush();
-        drop(stdout);
+        let _ = context
+            .printer
+            .out(&format!("listening on {}", server.local_addr()));
         server.run(shutdown).await;
         Ok::<(), anyhow::Error>(())
     })?;

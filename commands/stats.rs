@@ -1,14 +1,13 @@
 //! `ccr stats`: a running server's stats as a table (or JSON), optionally redrawn.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
-use comfy_table::{Table, presets};
+use comfy_table::Table;
 
-use crate::Failure;
-use ccr::config::{self, Overrides};
+use crate::printer::Printer;
+use crate::{AppContext, Failure};
+use ccr::config;
 use ccr::stats::render::{Document, RowView};
 
 #[derive(clap::Args)]
@@ -35,32 +34,12 @@ enum By {
     Scenario,
 }
 
-pub fn run(
-    config_path: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    args: Args,
-) -> Result<(), Failure> {
-    let explicit = config_path.is_some();
-    let path = config_path.or_else(config::default_path);
-    let loaded = config::load(
-        path.as_deref(),
-        explicit,
-        &Overrides {
-            data_dir,
-            ..Overrides::default()
-        },
-    )
-    .map_err(Failure::config)?;
-    let server = &loaded.config.server;
-    let url = args.url.clone().unwrap_or_else(|| {
-        let host = if server.host.0.contains(':') {
-            format!("[{}]", server.host.0)
-        } else {
-            server.host.0.clone()
-        };
-        format!("http://{host}:{}", server.port)
-    });
-    let key = server.client_key().cloned();
+pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
+    // Only the server's address and key: another section's unset variable is not ours.
+    let settings = config::load_client(context.config_path(), context.config_explicit())
+        .map_err(Failure::config)?;
+    let url = args.url.clone().unwrap_or_else(|| settings.base_url());
+    let key = settings.server.client_key().cloned();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     loop {
         let document = runtime
@@ -69,17 +48,14 @@ pub fn run(
         let text = if args.json {
             serde_json::to_string_pretty(&document).context("cannot write JSON")?
         } else {
-            render(&document, args.by).to_string()
+            render(&context.printer, &document, args.by).to_string()
         };
-        let mut stdout = std::io::stdout().lock();
-        if args.watch.is_some() && stdout.is_terminal() {
+        let printer = &context.printer;
+        if args.watch.is_some() && printer.stdout_is_terminal() {
             // Clear the screen and go home, so the table redraws in place.
-            let _ = write!(stdout, "\x1b[2J\x1b[H");
+            printer.raw("\x1b[2J\x1b[H")?;
         }
-        if writeln!(stdout, "{text}").is_err() {
-            return Ok(()); // A closed pipe is not an error.
-        }
-        let _ = stdout.flush();
+        printer.out(&text)?;
         match args.watch {
             Some(seconds) => std::thread::sleep(std::time::Duration::from_secs(seconds.max(1))),
             None => return Ok(()),
@@ -88,7 +64,7 @@ pub fn run(
 }
 
 /// Rows grouped by `by`: counts summed, percentiles of the busiest row in the group.
-fn render(document: &Document, by: By) -> Table {
+fn render(printer: &Printer, document: &Document, by: By) -> Table {
     let mut groups: BTreeMap<String, Vec<&RowView>> = BTreeMap::new();
     for row in &document.rows {
         let key = match by {
@@ -99,44 +75,39 @@ fn render(document: &Document, by: By) -> Table {
         };
         groups.entry(key.clone()).or_default().push(row);
     }
-    let mut table = Table::new();
-    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    table.load_style(if std::io::stdout().is_terminal() {
-        presets::UTF8_FULL
-    } else {
-        presets::ASCII_FULL
-    });
     let name = match by {
         By::Provider => "provider",
         By::Target => "target",
         By::Model => "model",
         By::Scenario => "scenario",
     };
-    table.set_header([
-        name,
-        "requests",
-        "ok",
-        "failed",
-        "req/min",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "ttft p50 ms",
-        "tokens in",
-        "tokens out",
-        "credits",
-    ]);
+    // What goes first when the terminal is narrow: credits, p90, the rate, ttft…
+    let columns = [
+        (name, 9),
+        ("requests", 8),
+        ("ok", 7),
+        ("failed", 8),
+        ("req/min", 3),
+        ("p50 ms", 6),
+        ("p90 ms", 2),
+        ("p99 ms", 5),
+        ("ttft ms", 4),
+        ("in", 5),
+        ("out", 5),
+        ("credits", 1),
+    ];
     let ms = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
-    for (key, rows) in groups {
-        let sum = |f: fn(&RowView) -> u64| rows.iter().map(|r| f(r)).sum::<u64>();
-        let failed: u64 = rows.iter().flat_map(|r| r.counts.failures.values()).sum();
-        let busiest = rows
+    let mut rows = Vec::new();
+    for (key, group) in groups {
+        let sum = |f: fn(&RowView) -> u64| group.iter().map(|r| f(r)).sum::<u64>();
+        let failed: u64 = group.iter().flat_map(|r| r.counts.failures.values()).sum();
+        let busiest = group
             .iter()
             .max_by_key(|r| r.counts.requests)
             .expect("a group has rows");
-        let rpm: f64 = rows.iter().map(|r| r.counts.requests_per_minute).sum();
-        let credits: f64 = rows.iter().map(|r| r.counts.credits).sum();
-        table.add_row([
+        let rpm: f64 = group.iter().map(|r| r.counts.requests_per_minute).sum();
+        let credits: f64 = group.iter().map(|r| r.counts.credits).sum();
+        rows.push(vec![
             key,
             sum(|r| r.counts.requests).to_string(),
             sum(|r| r.counts.successes).to_string(),
@@ -151,5 +122,5 @@ fn render(document: &Document, by: By) -> Table {
             format!("{credits:.2}"),
         ]);
     }
-    table
+    printer.fitted_table(&columns, &rows)
 }

@@ -1,15 +1,15 @@
 //! `ccr token`: CodeWhisperer accounts in the configured store (the OS keyring unless the
 //! config says `credentials.store: file`). Never prints a token.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use comfy_table::{Table, presets};
+use comfy_table::Table;
 
-use crate::Failure;
-use ccr::config::{self, Config, Overrides};
+use crate::printer::Printer;
+use crate::{AppContext, Failure};
+use ccr::config;
 use ccr::credentials::accounts::{self, Listed};
 use ccr::credentials::{self, refresh};
 
@@ -57,14 +57,16 @@ enum Command {
     },
 }
 
-pub fn run(
-    config_path: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    args: Args,
-) -> Result<(), Failure> {
-    let config = load_config(config_path, data_dir)?;
-    let store = credentials::open_store(&config.credentials, &config.credentials_dir());
-    let data_dir = config.data_dir();
+pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
+    let settings = config::load_credentials(
+        context.config_path(),
+        context.config_explicit(),
+        context.data_dir.clone(),
+    )
+    .map_err(Failure::config)?;
+    let printer = &context.printer;
+    let store = credentials::open_store(&settings.credentials, &settings.credentials_dir());
+    let data_dir = settings.data_dir.clone();
     match args.command {
         Command::Import { from, name } => {
             check_name(&name)?;
@@ -74,25 +76,21 @@ pub fn run(
                 .map_err(Failure::config)?;
             let entry = accounts::import(&*store, &data_dir, &from, &name)
                 .with_context(|| format!("cannot import account `{name}`"))?;
-            if std::io::stdout().is_terminal() {
-                println!(
-                    "imported `{name}` ({} login) into {}",
-                    entry.auth_method,
-                    store.describe()
-                );
-            }
+            printer.done(&format!(
+                "imported `{name}` ({} login) into {}",
+                entry.auth_method,
+                store.describe()
+            ))?;
             Ok(())
         }
         Command::List { json } => {
             let listed =
                 accounts::list(&data_dir, SystemTime::now()).context("cannot list accounts")?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&listed).context("cannot write JSON")?
-                );
+                printer
+                    .out(&serde_json::to_string_pretty(&listed).context("cannot write JSON")?)?;
             } else {
-                println!("{}", table(&listed));
+                printer.out(&table(printer, &listed).to_string())?;
             }
             Ok(())
         }
@@ -120,8 +118,8 @@ pub fn run(
             let targets: Vec<(String, refresh::Endpoints)> = names
                 .into_iter()
                 .map(|name| {
-                    let endpoints =
-                        refresh::Endpoints::for_provider(config.codewhisperer_for(&name));
+                    let provider = settings.codewhisperer_for(&name);
+                    let endpoints = refresh::Endpoints::for_provider(provider);
                     (name, endpoints)
                 })
                 .collect();
@@ -131,7 +129,7 @@ pub fn run(
                 &targets,
                 if_expiring_within,
             ));
-            report_refresh(&outcomes, json)
+            report_refresh(printer, &outcomes, json)
         }
         Command::Remove { name } => {
             let removed = accounts::remove(&*store, &data_dir, &name)
@@ -141,9 +139,7 @@ pub fn run(
                     "there is no account `{name}`: `ccr token list` shows them"
                 )));
             }
-            if std::io::stdout().is_terminal() {
-                println!("removed `{name}`");
-            }
+            printer.done(&format!("removed `{name}`"))?;
             Ok(())
         }
     }
@@ -151,24 +147,24 @@ pub fn run(
 
 /// A terminal gets one line per account; a pipe gets nothing on success and errors on
 /// stderr; `--json` prints every outcome to stdout. Any failure is exit code 1.
-fn report_refresh(outcomes: &[refresh::Outcome], json: bool) -> Result<(), Failure> {
+fn report_refresh(
+    printer: &Printer,
+    outcomes: &[refresh::Outcome],
+    json: bool,
+) -> Result<(), Failure> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(outcomes).context("cannot write JSON")?
-        );
+        printer.out(&serde_json::to_string_pretty(outcomes).context("cannot write JSON")?)?;
     }
-    let terminal = std::io::stdout().is_terminal();
     for outcome in outcomes {
-        match (&outcome.error, terminal && !json) {
-            (Some(error), _) => eprintln!("error: {error}"),
-            (None, true) => println!(
+        match &outcome.error {
+            Some(error) => printer.error(error),
+            None if !json => printer.done(&format!(
                 "{}: {} (expires {})",
                 outcome.name,
                 outcome.result,
                 outcome.expires_at.as_deref().unwrap_or("unknown")
-            ),
-            (None, false) => {}
+            ))?,
+            None => {}
         }
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
@@ -177,18 +173,6 @@ fn report_refresh(outcomes: &[refresh::Outcome], json: bool) -> Result<(), Failu
         return Err(Failure::quiet(1));
     }
     Ok(())
-}
-
-fn load_config(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Config, Failure> {
-    let explicit = config_path.is_some();
-    let path = config_path.or_else(config::default_path);
-    let overrides = Overrides {
-        data_dir,
-        ..Overrides::default()
-    };
-    Ok(config::load(path.as_deref(), explicit, &overrides)
-        .map_err(Failure::config)?
-        .config)
 }
 
 fn check_name(name: &str) -> Result<(), Failure> {
@@ -205,14 +189,8 @@ fn check_name(name: &str) -> Result<(), Failure> {
 }
 
 /// The accounts as a table sized to the terminal, with ASCII borders when piped.
-fn table(listed: &[Listed]) -> Table {
-    let mut table = Table::new();
-    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    table.load_style(if std::io::stdout().is_terminal() {
-        presets::UTF8_FULL
-    } else {
-        presets::ASCII_FULL
-    });
+fn table(printer: &Printer, listed: &[Listed]) -> Table {
+    let mut table = printer.table();
     table.set_header(["name", "auth", "expires in", "last refresh", "status"]);
     for account in listed {
         table.add_row([

@@ -5,6 +5,7 @@
 mod providers;
 mod routes;
 mod values;
+mod views;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ pub use routes::{
     WeightedTarget,
 };
 pub use values::{ConfigString, HttpUrl, Seconds, Secret};
+pub use views::{ClientSettings, CredentialSettings, load_client, load_credentials};
 
 /// The configuration used when no file exists.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -208,14 +210,16 @@ impl Config {
 
     /// Where CodeWhisperer token files live with `store: file`.
     pub fn credentials_dir(&self) -> PathBuf {
-        self.credentials.dir.clone().unwrap_or_else(|| {
-            self.data_dir
-                .clone()
-                .or_else(|| data_dir(None))
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("credentials")
-        })
+        credentials_dir(&self.credentials, &self.data_dir())
     }
+}
+
+/// `credentials.dir`, else `<data dir>/credentials`.
+fn credentials_dir(credentials: &CredentialsConfig, data_dir: &Path) -> PathBuf {
+    credentials
+        .dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("credentials"))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -436,21 +440,7 @@ pub fn load(
     explicit: bool,
     overrides: &Overrides,
 ) -> Result<Loaded, ConfigError> {
-    let (text, source) = match path {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => (text, Source::File(path.to_path_buf())),
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
-                (EMBEDDED_DEFAULT.to_string(), Source::Embedded)
-            }
-            Err(error) => {
-                return Err(ConfigError::Read {
-                    path: path.to_path_buf(),
-                    error,
-                });
-            }
-        },
-        None => (EMBEDDED_DEFAULT.to_string(), Source::Embedded),
-    };
+    let (text, source) = read(path, explicit)?;
     let mut config = Config::parse(&text, &source, None)?;
     if let Some(host) = &overrides.host {
         config.server.host = ConfigString(host.clone());
@@ -469,6 +459,24 @@ pub fn load(
         source,
         warnings,
     })
+}
+
+/// The config text: the file at `path`, or the embedded default when the default path has
+/// no file. An explicit `path` must exist.
+fn read(path: Option<&Path>, explicit: bool) -> Result<(String, Source), ConfigError> {
+    match path {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Ok((text, Source::File(path.to_path_buf()))),
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok((EMBEDDED_DEFAULT.to_string(), Source::Embedded))
+            }
+            Err(error) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                error,
+            }),
+        },
+        None => Ok((EMBEDDED_DEFAULT.to_string(), Source::Embedded)),
+    }
 }
 
 fn literal_secret_warnings(config: &Config, path: &Path) -> Vec<String> {

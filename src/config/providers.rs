@@ -328,6 +328,11 @@ thread_local! {
     static KINDS: RefCell<HashMap<String, ProviderKind>> = RefCell::new(HashMap::new());
 }
 
+/// The `type` the first look found for provider `name`.
+pub(crate) fn kind_of(name: &str) -> Option<ProviderKind> {
+    KINDS.with(|cell| cell.borrow().get(name).copied())
+}
+
 /// Runs `f` with the providers' types found in `text`.
 pub(crate) fn with_kinds_of<T>(text: &str, f: impl FnOnce() -> T) -> T {
     #[derive(Deserialize)]
@@ -370,7 +375,7 @@ pub(crate) fn deserialize_providers<'de, D: Deserializer<'de>>(
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut providers = BTreeMap::new();
             while let Some(name) = map.next_key::<String>()? {
-                let kind = KINDS.with(|cell| cell.borrow().get(&name).copied());
+                let kind = kind_of(&name);
                 providers.insert(name, map.next_value_seed(ProviderSeed(kind))?);
             }
             Ok(Some(providers))

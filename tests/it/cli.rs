@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream, stalled_mid_stream};
-use crate::support::{CcrProcess, client, config_yaml, run_ccr, small_request};
+use crate::support::{Ccr, CcrProcess, client, config_yaml, run_ccr, small_request, temp_config};
 
 #[tokio::test]
 async fn serve_with_no_config_file_starts_on_the_embedded_default() {
@@ -187,6 +187,27 @@ async fn a_taken_port_is_a_reported_failure() {
         stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{stderr}"
     );
+    assert_eq!(
+        stderr.matches("cannot listen on").count(),
+        1,
+        "each cause once: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("in use").count(),
+        1,
+        "each cause once: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_log_level_is_a_usage_error_told_once() {
+    let (code, _, stderr) = run_ccr(&["serve", "--log-level", "ccr=["], &[]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: `--log-level ccr=[` is not a level or filter"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error parsing").count(), 1, "{stderr}");
 }
 
 #[tokio::test]
@@ -255,4 +276,96 @@ async fn sighup_reloads_routes_while_a_stream_on_the_old_config_finishes() {
         stderr.contains("config reload failed") && stderr.contains("routes.default[0]"),
         "{stderr}"
     );
+}
+
+/// A config whose deepseek provider needs a variable nobody set, beside a running server's
+/// address and the file store.
+fn config_with_an_unset_provider_key(port: u16) -> String {
+    format!(
+        "server: {{ host: 127.0.0.1, port: {port}, api_key: the-key }}\nproviders:\n  up: {{ type: anthropic, api_key: k }}\n  ds: {{ type: openai, api_key: \"${{CCR_TEST_UNSET_DEEPSEEK_KEY}}\" }}\nroutes:\n  default: [up/*]\ncredentials: {{ store: file }}\n"
+    )
+}
+
+#[tokio::test]
+async fn stats_and_token_commands_read_only_their_own_sections() {
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: sse_stream("ok", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&config_yaml(
+        &upstream.base_url(),
+        "up/*",
+        "    api_key: k\n",
+        "  api_key: the-key\n",
+    ))
+    .await;
+    let (_dir, path) = temp_config(&config_with_an_unset_provider_key(ccr.addr.port()));
+    let path = path.to_str().unwrap();
+
+    let (code, stdout, stderr) = run_ccr(&["stats", "--config", path, "--json"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(stats["version"], 1);
+
+    let (code, stdout, stderr) = run_ccr(&["token", "list", "--config", path, "--json"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap(),
+        serde_json::json!([])
+    );
+
+    // serve needs every provider, so it still refuses, naming the field.
+    let (code, _, stderr) = run_ccr(&["serve", "--config", path, "--port", "0"], &[]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("providers.ds.api_key") && stderr.contains("CCR_TEST_UNSET_DEEPSEEK_KEY"),
+        "{stderr}"
+    );
+    ccr.shutdown().await;
+}
+
+/// Runs `ccr <args>` with its stdout already closed by the reader, as `ccr … | true` can be.
+fn run_into_a_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
+    let home = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccr"))
+        .args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_a_command_quietly() {
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: sse_stream("ok", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
+    let url = ccr.url("");
+    for args in [
+        vec!["token", "list"],
+        vec!["token", "list", "--json"],
+        vec!["stats", "--json", "--url", url.as_str()],
+        vec!["stats", "--url", url.as_str()],
+        vec!["--help"],
+    ] {
+        let (code, stderr) = tokio::task::block_in_place(|| run_into_a_closed_pipe(&args));
+        assert_eq!(code, Some(0), "ccr {args:?}: {stderr}");
+        assert_eq!(stderr, "", "ccr {args:?} says nothing");
+    }
+    ccr.shutdown().await;
 }

@@ -277,14 +277,29 @@ async fn ccr_stats_shows_a_live_server_as_a_table_or_json() {
     ccr.records.wait_for(3).await;
     let url = ccr.url("");
 
-    let (code, table, stderr) = run_ccr(&["stats", "--url", &url], &[]).await;
-    assert_eq!(code, Some(0), "{stderr}");
-    insta::with_settings!({filters => vec![
-        // Latencies and rates vary from run to run.
-        (r"\| +\d+(\.\d+)? +\| +\d+ +\| +\d+ +\| +\d+ +\| +\d+ +\|", "| [rpm] | [p50] | [p90] | [p99] | [ttft] |"),
-    ]}, {
-        insta::assert_snapshot!("ccr_stats_table", table);
-    });
+    // An unknown width (a pipe) gets the default layout; 80 columns drop the least
+    // needed columns instead of wrapping; 0 is treated as unknown.
+    for (name, columns) in [
+        ("ccr_stats_table", None),
+        ("ccr_stats_table_80_columns", Some("80")),
+        ("ccr_stats_table_zero_width", Some("0")),
+    ] {
+        let env: Vec<(&str, &str)> = columns.map(|c| ("COLUMNS", c)).into_iter().collect();
+        let (code, table, stderr) = run_ccr(&["stats", "--url", &url], &env).await;
+        assert_eq!(code, Some(0), "{stderr}");
+        if let Some(width) = columns
+            .and_then(|c| c.parse::<usize>().ok())
+            .filter(|&w| w > 0)
+        {
+            assert!(table.lines().all(|l| l.chars().count() <= width), "{table}");
+        }
+        insta::with_settings!({filters => vec![
+            // Latencies and rates vary from run to run.
+            (r"(\| up +\| 3 +\| 3 +\| 0 +\| ).*(\| 300 )", "$1[rate and timings] $2"),
+        ]}, {
+            insta::assert_snapshot!(name, table);
+        });
+    }
 
     let (code, json, _) = run_ccr(&["stats", "--url", &url, "--json", "--by", "model"], &[]).await;
     assert_eq!(code, Some(0));
