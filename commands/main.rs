@@ -1,6 +1,7 @@
 //! The `ccr` command line: argument parsing, dispatch, error reporting and exit codes.
 //! Each subcommand lives in its own file as a thin layer over the `ccr` library.
 
+mod human;
 mod printer;
 mod serve;
 mod stats;

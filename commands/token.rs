@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use comfy_table::Table;
 
+use crate::human;
 use crate::printer::Printer;
 use crate::{AppContext, Failure};
 use ccr::config;
@@ -76,16 +77,28 @@ pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
                 .map_err(Failure::config)?;
             let entry = accounts::import(&*store, &data_dir, &from, &name)
                 .with_context(|| format!("cannot import account `{name}`"))?;
+            let expiry = entry
+                .expires_at
+                .as_deref()
+                .and_then(|at| accounts::seconds_until(at, SystemTime::now()))
+                .map_or_else(|| "expiry unknown".into(), human::expiry);
             printer.done(&format!(
-                "imported `{name}` ({} login) into {}",
+                "imported account {name} ({}, {expiry}) into {}",
                 entry.auth_method,
                 store.describe()
             ))?;
             Ok(())
         }
         Command::List { json } => {
-            let listed =
-                accounts::list(&data_dir, SystemTime::now()).context("cannot list accounts")?;
+            let listed = accounts::list(&*store, &data_dir, SystemTime::now())
+                .context("cannot list accounts")?;
+            if listed.is_empty() && !json {
+                printer.out(&format!(
+                    "no accounts in {}: import Kiro's token with `ccr token import --name NAME`",
+                    store.describe()
+                ))?;
+                return Ok(());
+            }
             if json {
                 printer
                     .out(&serde_json::to_string_pretty(&listed).context("cannot write JSON")?)?;
@@ -100,13 +113,23 @@ pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
             if_expiring_within,
             json,
         } => {
+            names.iter().try_for_each(|name| check_name(name))?;
+            let known: Vec<String> = accounts::list(&*store, &data_dir, SystemTime::now())
+                .context("cannot list accounts")?
+                .into_iter()
+                .map(|a| a.name)
+                .collect();
             let names = match (all, names.is_empty()) {
-                (true, _) | (false, true) => accounts::list(&data_dir, SystemTime::now())
-                    .context("cannot list accounts")?
-                    .into_iter()
-                    .map(|a| a.name)
-                    .collect(),
-                (false, false) => names,
+                (true, _) | (false, true) => known,
+                (false, false) => {
+                    if let Some(unknown) = names.iter().find(|n| !known.contains(n)) {
+                        return Err(Failure::from(anyhow::anyhow!(
+                            "no account `{unknown}` in {}: `ccr token list` shows the accounts, `ccr token import --name {unknown}` adds it",
+                            store.describe()
+                        )));
+                    }
+                    names
+                }
             };
             if names.is_empty() {
                 return Err(Failure::from(anyhow::anyhow!(
@@ -132,6 +155,7 @@ pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
             report_refresh(printer, &outcomes, json)
         }
         Command::Remove { name } => {
+            check_name(&name)?;
             let removed = accounts::remove(&*store, &data_dir, &name)
                 .with_context(|| format!("cannot remove account `{name}`"))?;
             if !removed {
@@ -158,12 +182,14 @@ fn report_refresh(
     for outcome in outcomes {
         match &outcome.error {
             Some(error) => printer.error(error),
-            None if !json => printer.done(&format!(
-                "{}: {} (expires {})",
-                outcome.name,
-                outcome.result,
-                outcome.expires_at.as_deref().unwrap_or("unknown")
-            ))?,
+            None if !json => {
+                let expiry = outcome
+                    .expires_at
+                    .as_deref()
+                    .and_then(|at| accounts::seconds_until(at, SystemTime::now()))
+                    .map_or_else(|| "expiry unknown".into(), human::expiry);
+                printer.done(&format!("{}: {} ({expiry})", outcome.name, outcome.result))?
+            }
             None => {}
         }
     }
@@ -176,13 +202,9 @@ fn report_refresh(
 }
 
 fn check_name(name: &str) -> Result<(), Failure> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !config::is_account_name(name) {
         return Err(Failure::config(anyhow::anyhow!(
-            "`{name}` is not an account name: use letters, digits, `-` and `_`"
+            "`{name}` is not an account name: use up to 64 letters, digits, `-` and `_`"
         )));
     }
     Ok(())
@@ -191,14 +213,14 @@ fn check_name(name: &str) -> Result<(), Failure> {
 /// The accounts as a table sized to the terminal, with ASCII borders when piped.
 fn table(printer: &Printer, listed: &[Listed]) -> Table {
     let mut table = printer.table();
-    table.set_header(["name", "auth", "expires in", "last refresh", "status"]);
+    table.set_header(["name", "auth", "expires", "last refresh", "status"]);
     for account in listed {
         table.add_row([
             account.name.clone(),
             account.auth_method.clone(),
             account
                 .expires_in_secs
-                .map_or_else(|| "unknown".into(), expires_in),
+                .map_or_else(|| "unknown".into(), human::expiry),
             account
                 .last_refresh
                 .clone()
@@ -207,16 +229,4 @@ fn table(printer: &Printer, listed: &[Listed]) -> Table {
         ]);
     }
     table
-}
-
-fn expires_in(seconds: i64) -> String {
-    let span = |s: i64| {
-        humantime::format_duration(std::time::Duration::from_secs(s.unsigned_abs() / 60 * 60))
-            .to_string()
-    };
-    match seconds {
-        s if s < 0 => format!("expired {} ago", span(s)),
-        s if s < 60 => "under a minute".into(),
-        s => span(s),
-    }
 }

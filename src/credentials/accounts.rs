@@ -23,7 +23,7 @@ pub fn import(
     let token = Token::import(from)?;
     store.save(name, &token)?;
     let mut index = Index::load(data_dir)?;
-    let entry = AccountEntry::for_token(&token);
+    let entry = AccountEntry::for_token(&token, store.kind());
     index.accounts.insert(name.to_string(), entry.clone());
     index.save(data_dir)?;
     Ok(entry)
@@ -52,11 +52,17 @@ pub struct Listed {
     pub status: String,
 }
 
-pub fn list(data_dir: &Path, now: SystemTime) -> Result<Vec<Listed>, CredentialsError> {
+/// The accounts the index says `store` holds.
+pub fn list(
+    store: &dyn Store,
+    data_dir: &Path,
+    now: SystemTime,
+) -> Result<Vec<Listed>, CredentialsError> {
     let index = Index::load(data_dir)?;
     Ok(index
         .accounts
         .into_iter()
+        .filter(|(_, entry)| entry.is_in(store.kind()))
         .map(|(name, entry)| Listed {
             expires_in_secs: entry
                 .expires_at
@@ -94,7 +100,7 @@ mod tests {
         let store = FileStore::new(&dir.path().join("credentials"));
         import(&store, dir.path(), &kiro, "work").unwrap();
         let now = humantime::parse_rfc3339("2029-12-31T23:00:00Z").unwrap();
-        let listed = list(dir.path(), now).unwrap();
+        let listed = list(&store, dir.path(), now).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(
             (listed[0].name.as_str(), listed[0].expires_in_secs),
@@ -103,7 +109,7 @@ mod tests {
         assert!(!serde_json::to_string(&listed).unwrap().contains("aoa-1"));
         assert!(remove(&store, dir.path(), "work").unwrap());
         assert!(!remove(&store, dir.path(), "work").unwrap());
-        assert!(list(dir.path(), now).unwrap().is_empty());
+        assert!(list(&store, dir.path(), now).unwrap().is_empty());
         let later = now + Duration::from_secs(7200);
         assert_eq!(seconds_until("2030-01-01T00:00:00Z", later), Some(-3600));
     }

@@ -17,16 +17,26 @@ pub struct AccountEntry {
     pub last_refresh: Option<String>,
     /// `ok`, or why the account cannot be used (a rejected refresh token).
     pub status: String,
+    /// Which store holds the token (`keyring` or `file`); absent in indexes written before
+    /// ccr recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 impl AccountEntry {
-    pub fn for_token(token: &Token) -> Self {
+    pub fn for_token(token: &Token, store: &str) -> Self {
         AccountEntry {
             auth_method: token.auth_method.as_str().to_string(),
             expires_at: token.expires_at.clone(),
             last_refresh: None,
             status: "ok".into(),
+            store: Some(store.to_string()),
         }
+    }
+
+    /// Whether `store` holds this account (an entry that does not say may be in either).
+    pub fn is_in(&self, store: &str) -> bool {
+        self.store.as_deref().is_none_or(|s| s == store)
     }
 }
 
@@ -85,7 +95,7 @@ mod tests {
         let mut index = Index::default();
         index
             .accounts
-            .insert("work".into(), AccountEntry::for_token(&token));
+            .insert("work".into(), AccountEntry::for_token(&token, "file"));
         index.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(Index::path(dir.path())).unwrap();
         assert!(!text.contains("sekrit"));

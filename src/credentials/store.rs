@@ -15,6 +15,8 @@ pub trait Store: Send + Sync {
     fn remove(&self, account: &str) -> Result<bool, CredentialsError>;
     /// Where the tokens are, for messages.
     fn describe(&self) -> String;
+    /// `keyring` or `file`: which store the index says holds an account.
+    fn kind(&self) -> &'static str;
 }
 
 /// `<dir>/<account>.json`, created with mode 0600 and replaced atomically.
@@ -93,6 +95,10 @@ impl Store for FileStore {
 
     fn describe(&self) -> String {
         format!("files in {}", self.dir.display())
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
     }
 }
 
@@ -177,6 +183,10 @@ impl Store for KeyringStore {
 
     fn describe(&self) -> String {
         "the OS keyring (service `ccr`)".into()
+    }
+
+    fn kind(&self) -> &'static str {
+        "keyring"
     }
 }
 

@@ -662,3 +662,146 @@ async fn refresh_through_the_os_keyring_social_and_idc() {
     assert_eq!(mock.calls(), 3);
     drop(secrets);
 }
+
+/// Kiro's token file for an account expiring `seconds` from now.
+fn kiro_file_expiring_in(seconds: u64) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiro-auth-token.json");
+    let at = std::time::SystemTime::now() + std::time::Duration::from_secs(seconds);
+    let at = humantime::format_rfc3339_seconds(at).to_string();
+    let token = json!({"accessToken": ACCESS, "refreshToken": REFRESH, "expiresAt": at, "authMethod": "social", "provider": "Github"});
+    std::fs::write(&path, token.to_string()).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+/// Runs `ccr <args>` on a pseudo-terminal (util-linux `script`), as a person would.
+async fn on_a_terminal(args: &[&str], home: &std::path::Path) -> String {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_ccr"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("TERM", "dumb")
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "80")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+#[tokio::test]
+async fn token_commands_say_what_they_did_and_list_what_the_configured_store_holds() {
+    let (_config_dir, config) = temp_config("credentials: { store: file }\n");
+    let (_keyring_dir, keyring_config) = temp_config("credentials: { store: keyring }\n");
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let config = config.to_str().unwrap();
+    let home = tempfile::tempdir().unwrap();
+
+    // Nothing yet: the list says where it looked and how to add one.
+    let (code, empty, _) = ccr(&["token", "list"], config, data_dir, &[]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        empty.contains("no accounts in files in") && empty.contains("ccr token import --name NAME"),
+        "{empty}"
+    );
+
+    // On a terminal an import says what it did, in one line; piped it says nothing.
+    let (_kiro, from) = kiro_file_expiring_in(11 * 3600 + 1800);
+    let said = on_a_terminal(
+        &[
+            "--config",
+            config,
+            "--data-dir",
+            data_dir,
+            "token",
+            "import",
+            "--from",
+            &from,
+            "--name",
+            "work",
+        ],
+        home.path(),
+    )
+    .await;
+    assert_no_secret(&said);
+    assert_eq!(
+        said.trim(),
+        format!("imported account work (social, in 11 h) into files in {data_dir}/credentials")
+    );
+    let (_kiro2, from2) = kiro_file_expiring_in(42 * 60 + 30);
+    let (code, stdout, stderr) = ccr(
+        &[
+            "token",
+            "import",
+            "--from",
+            &from2,
+            "--name",
+            "side-project",
+        ],
+        config,
+        data_dir,
+        &[],
+    )
+    .await;
+    assert_eq!((code, stdout.as_str(), stderr.as_str()), (Some(0), "", ""));
+
+    // The table, at 80 columns and with no known width.
+    for (name, env) in [
+        ("token_list_80_columns", vec![("COLUMNS", "80")]),
+        ("token_list_unknown_width", vec![]),
+    ] {
+        let (code, table, stderr) = ccr(&["token", "list"], config, data_dir, &env).await;
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
+        insta::assert_snapshot!(name, table);
+    }
+    let (_, json, _) = ccr(&["token", "list", "--json"], config, data_dir, &[]).await;
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        json[1]["expires_at"].as_str().unwrap().ends_with('Z'),
+        "exact timestamps in JSON"
+    );
+
+    // A keyring config does not show the file store's accounts.
+    let (code, listed, _) = ccr(
+        &["token", "list"],
+        keyring_config.to_str().unwrap(),
+        data_dir,
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert!(listed.contains("no accounts in the OS keyring"), "{listed}");
+
+    // A name that is not there is named, not answered with a store error.
+    let (code, _, stderr) = ccr(&["token", "refresh", "nosuch"], config, data_dir, &[]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no account `nosuch`"), "{stderr}");
+    let (code, _, stderr) = ccr(&["token", "remove", "../evil"], config, data_dir, &[]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("is not an account name"), "{stderr}");
+
+    let said = on_a_terminal(
+        &[
+            "--config",
+            config,
+            "--data-dir",
+            data_dir,
+            "token",
+            "remove",
+            "side-project",
+        ],
+        home.path(),
+    )
+    .await;
+    assert_eq!(said.trim(), "removed `side-project`");
+}
