@@ -1,14 +1,13 @@
 //! `ccr stats`: a running server's stats as a table (or JSON), optionally redrawn.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use comfy_table::Table;
 
 use crate::printer::Printer;
 use crate::{AppContext, Failure};
 use ccr::config;
-use ccr::stats::render::{Document, RowView};
+use ccr::stats::GroupBy;
+use ccr::stats::render::Document;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,9 +20,10 @@ pub struct Args {
     /// Redraw every SECONDS until interrupted
     #[arg(long, value_name = "SECONDS")]
     watch: Option<u64>,
-    /// Group rows by
-    #[arg(long, value_enum, default_value_t = By::Provider)]
-    by: By,
+    /// Group rows by this key, percentiles merged on the server (the table's default:
+    /// provider; `--json` without it: every row)
+    #[arg(long, value_enum)]
+    by: Option<By>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -34,21 +34,41 @@ enum By {
     Scenario,
 }
 
+impl By {
+    fn group(self) -> GroupBy {
+        match self {
+            By::Provider => GroupBy::Provider,
+            By::Target => GroupBy::Target,
+            By::Model => GroupBy::Model,
+            By::Scenario => GroupBy::Scenario,
+        }
+    }
+}
+
 pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
     // Only the server's address and key: another section's unset variable is not ours.
     let settings = config::load_client(context.config_path(), context.config_explicit())
         .map_err(Failure::config)?;
     let url = args.url.clone().unwrap_or_else(|| settings.base_url());
+    ccr::admin::check_url(&url).map_err(Failure::config)?;
     let key = settings.server.client_key().cloned();
+    let by = match (args.json, args.by) {
+        (true, by) => by,
+        (false, by) => Some(by.unwrap_or(By::Provider)),
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     loop {
         let document = runtime
-            .block_on(ccr::admin::fetch_stats(&url, key.as_ref()))
+            .block_on(ccr::admin::fetch_stats(
+                &url,
+                key.as_ref(),
+                by.map(By::group),
+            ))
             .map_err(anyhow::Error::from)?;
         let text = if args.json {
             serde_json::to_string_pretty(&document).context("cannot write JSON")?
         } else {
-            render(&context.printer, &document, args.by).to_string()
+            render(&context.printer, &document, by.unwrap_or(By::Provider)).to_string()
         };
         let printer = &context.printer;
         if args.watch.is_some() && printer.stdout_is_terminal() {
@@ -63,18 +83,8 @@ pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
     }
 }
 
-/// Rows grouped by `by`: counts summed, percentiles of the busiest row in the group.
+/// The rows the server grouped `by`, one line each.
 fn render(printer: &Printer, document: &Document, by: By) -> Table {
-    let mut groups: BTreeMap<String, Vec<&RowView>> = BTreeMap::new();
-    for row in &document.rows {
-        let key = match by {
-            By::Provider => &row.provider,
-            By::Target => &row.target,
-            By::Model => &row.model,
-            By::Scenario => &row.scenario,
-        };
-        groups.entry(key.clone()).or_default().push(row);
-    }
     let name = match by {
         By::Provider => "provider",
         By::Target => "target",
@@ -98,28 +108,28 @@ fn render(printer: &Printer, document: &Document, by: By) -> Table {
     ];
     let ms = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0}"));
     let mut rows = Vec::new();
-    for (key, group) in groups {
-        let sum = |f: fn(&RowView) -> u64| group.iter().map(|r| f(r)).sum::<u64>();
-        let failed: u64 = group.iter().flat_map(|r| r.counts.failures.values()).sum();
-        let busiest = group
-            .iter()
-            .max_by_key(|r| r.counts.requests)
-            .expect("a group has rows");
-        let rpm: f64 = group.iter().map(|r| r.counts.requests_per_minute).sum();
-        let credits: f64 = group.iter().map(|r| r.counts.credits).sum();
+    for row in &document.rows {
+        let key = match by {
+            By::Provider => &row.provider,
+            By::Target => &row.target,
+            By::Model => &row.model,
+            By::Scenario => &row.scenario,
+        };
+        let counts = &row.counts;
+        let failed: u64 = counts.failures.values().sum();
         rows.push(vec![
-            key,
-            sum(|r| r.counts.requests).to_string(),
-            sum(|r| r.counts.successes).to_string(),
+            key.clone(),
+            counts.requests.to_string(),
+            counts.successes.to_string(),
             failed.to_string(),
-            format!("{rpm:.1}"),
-            ms(busiest.latency_ms.p50),
-            ms(busiest.latency_ms.p90),
-            ms(busiest.latency_ms.p99),
-            ms(busiest.ttft_ms.p50),
-            sum(|r| r.counts.tokens.input).to_string(),
-            sum(|r| r.counts.tokens.output).to_string(),
-            format!("{credits:.2}"),
+            format!("{:.1}", counts.requests_per_minute),
+            ms(row.latency_ms.p50),
+            ms(row.latency_ms.p90),
+            ms(row.latency_ms.p99),
+            ms(row.ttft_ms.p50),
+            counts.tokens.input.to_string(),
+            counts.tokens.output.to_string(),
+            format!("{:.2}", counts.credits),
         ]);
     }
     printer.fitted_table(&columns, &rows)

@@ -56,7 +56,7 @@ pub(crate) struct State {
 
 /// One line with the totals since start, for people reading the log.
 fn log_stats(stats: &crate::stats::Stats) {
-    let document = crate::stats::render::document(stats);
+    let document = crate::stats::render::document(stats, None);
     let totals = &document.totals;
     let failures: u64 = totals.failures.values().sum();
     tracing::info!(

@@ -19,6 +19,7 @@ use crate::anthropic::{ApiError, ErrorType, MessagesRequest, estimate};
 use crate::failure::{Class, Failure};
 use crate::providers::{Answer, ProviderError};
 use crate::record::{Outcome, RequestRecord, Timings};
+use crate::stats::GroupBy;
 
 /// ccr's own time in microseconds up to sending the response headers.
 pub(crate) const OVERHEAD_HEADER: &str = "x-ccr-overhead-us";
@@ -70,13 +71,7 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
         }
         (&Method::POST, "/v1/messages") => messages(state, id, request).await,
-        (&Method::GET, "/api/stats") => {
-            let document = crate::stats::render::document(&state.stats);
-            json(
-                StatusCode::OK,
-                Bytes::from(serde_json::to_vec(&document).expect("stats serialize")),
-            )
-        }
+        (&Method::GET, "/api/stats") => stats_document(state, request.uri().query()),
         (&Method::GET, "/metrics") => {
             let mut response = plain(
                 StatusCode::OK,
@@ -103,6 +98,32 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             ),
         )),
     }
+}
+
+/// `/api/stats`, optionally `?by=provider|target|model|scenario`.
+fn stats_document(state: &State, query: Option<&str>) -> Response<ResponseBody> {
+    let by = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("by="));
+    let by = match by.map(|b| (b, GroupBy::parse(b))) {
+        None => None,
+        Some((_, Some(by))) => Some(by),
+        Some((bad, None)) => {
+            return error_response(&ApiError::new(
+                ErrorType::InvalidRequest,
+                format!(
+                    "`by={}` is not a grouping: use provider, target, model or scenario",
+                    bad.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    };
+    let document = crate::stats::render::document(&state.stats, by);
+    json(
+        StatusCode::OK,
+        Bytes::from(serde_json::to_vec(&document).expect("stats serialize")),
+    )
 }
 
 async fn count_tokens(state: &State, request: Request<Incoming>) -> Response<ResponseBody> {

@@ -69,6 +69,25 @@ impl Histogram {
         Duration::from_micros(self.sum_us.load(Ordering::Relaxed))
     }
 
+    /// One histogram holding every sample of `parts`: percentiles of a group are read from
+    /// it, not guessed from its members'.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Histogram>) -> Histogram {
+        let merged = Histogram::default();
+        for part in parts {
+            for (into, from) in merged.counts.iter().zip(&part.counts) {
+                into.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            for (into, from) in [
+                (&merged.overflow, &part.overflow),
+                (&merged.sum_us, &part.sum_us),
+                (&merged.count, &part.count),
+            ] {
+                into.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        merged
+    }
+
     /// `(upper bound in µs, cumulative count)` per bucket, for Prometheus.
     pub fn cumulative(&self) -> Vec<(u64, u64)> {
         let mut total = 0;
@@ -134,6 +153,49 @@ pub struct RowKey {
     pub target: String,
     pub model: String,
     pub scenario: String,
+}
+
+/// What `/api/stats?by=` groups rows by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Provider,
+    Target,
+    Model,
+    Scenario,
+}
+
+impl GroupBy {
+    pub fn parse(text: &str) -> Option<GroupBy> {
+        match text {
+            "provider" => Some(GroupBy::Provider),
+            "target" => Some(GroupBy::Target),
+            "model" => Some(GroupBy::Model),
+            "scenario" => Some(GroupBy::Scenario),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Provider => "provider",
+            GroupBy::Target => "target",
+            GroupBy::Model => "model",
+            GroupBy::Scenario => "scenario",
+        }
+    }
+
+    /// The row's key with every field but the grouped one as `*`.
+    pub fn group_key(self, key: &RowKey) -> RowKey {
+        let all = || "*".to_string();
+        let keep =
+            |field: GroupBy, value: &String| if field == self { value.clone() } else { all() };
+        RowKey {
+            provider: keep(GroupBy::Provider, &key.provider),
+            target: keep(GroupBy::Target, &key.target),
+            model: keep(GroupBy::Model, &key.model),
+            scenario: keep(GroupBy::Scenario, &key.scenario),
+        }
+    }
 }
 
 /// The counters of one row.
@@ -303,6 +365,21 @@ mod tests {
             "{p99:?}"
         );
         assert_eq!(h.count(), 100);
+    }
+
+    #[test]
+    fn a_merged_histogram_has_the_percentiles_of_all_samples() {
+        let (fast, slow) = (Histogram::default(), Histogram::default());
+        for _ in 0..90 {
+            fast.record(Duration::from_millis(10));
+        }
+        for _ in 0..10 {
+            slow.record(Duration::from_secs(5));
+        }
+        let merged = Histogram::merged([&fast, &slow]);
+        assert_eq!(merged.count(), 100);
+        assert!(merged.quantile(0.5).unwrap() < Duration::from_millis(20));
+        assert!(merged.quantile(0.95).unwrap() >= Duration::from_secs(5));
     }
 
     #[test]

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FAILURE_CLASSES, Histogram, Row, RowKey, Stats};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{FAILURE_CLASSES, GroupBy, Histogram, Row, RowKey, Stats};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -110,24 +113,36 @@ fn add(total: &mut Counts, row: &Counts) {
     total.requests_per_minute += row.requests_per_minute;
 }
 
-pub fn document(stats: &Stats) -> Document {
+/// The stats document, one row per provider/target/model/scenario, or grouped `by` one of
+/// them (the others shown as `*`) with counters summed and histograms merged.
+pub fn document(stats: &Stats, by: Option<GroupBy>) -> Document {
+    let mut groups: BTreeMap<RowKey, Vec<Arc<Row>>> = BTreeMap::new();
+    for (key, row) in stats.rows() {
+        let key = by.map_or_else(|| key.clone(), |by| by.group_key(&key));
+        groups.entry(key).or_default().push(row);
+    }
     let mut totals = Counts::default();
-    let rows = stats
-        .rows()
+    let rows = groups
         .into_iter()
-        .map(|(key, row)| {
-            let counts = counts(stats, &row);
+        .map(|(key, members)| {
+            let mut counts = Counts::default();
+            for row in &members {
+                add(&mut counts, &self::counts(stats, row));
+            }
             add(&mut totals, &counts);
+            let merged = |pick: fn(&Row) -> &Histogram| {
+                percentiles(&Histogram::merged(members.iter().map(|r| pick(r))))
+            };
             RowView {
                 provider: key.provider,
                 target: key.target,
                 model: key.model,
                 scenario: key.scenario,
                 counts,
-                latency_ms: percentiles(&row.total),
-                ttft_ms: percentiles(&row.ttft),
-                upstream_ms: percentiles(&row.upstream),
-                overhead_ms: percentiles(&row.overhead),
+                latency_ms: merged(|r| &r.total),
+                ttft_ms: merged(|r| &r.ttft),
+                upstream_ms: merged(|r| &r.upstream),
+                overhead_ms: merged(|r| &r.overhead),
             }
         })
         .collect();

@@ -380,3 +380,105 @@ async fn the_overhead_header_after_retried_429s_leaves_out_the_backoff() {
     );
     ccr.shutdown().await;
 }
+
+#[tokio::test]
+async fn stats_by_provider_merges_the_histograms_of_its_targets() {
+    use crate::support::mock_upstream::openai_stream;
+    let answer = || Reply::Sse {
+        body: openai_stream(&[
+            serde_json::json!({"choices":[{"index":0,"delta":{"content":"hi"}}]}),
+            serde_json::json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}),
+        ]),
+        byte_per_write: false,
+    };
+    // Key k1 answers at once, key k2 after 1.5 s: two targets of one provider.
+    let upstream = MockUpstream::start(Reply::ByBearer {
+        token: "k1".into(),
+        ok: Box::new(answer()),
+        otherwise: Box::new(Reply::Delayed {
+            delay: std::time::Duration::from_millis(1500),
+            then: Box::new(answer()),
+        }),
+    })
+    .await;
+    let yaml = format!(
+        "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  oa: {{ type: openai, base_url: \"{}/v1\", api_keys: [k1, k2] }}\nroutes:\n  default: [oa/m]\n",
+        upstream.base_url()
+    );
+    let ccr = Ccr::start(&yaml).await;
+    for _ in 0..4 {
+        let response = messages_request(&ccr, small_request("m", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap();
+    }
+    ccr.records.wait_for(4).await;
+    let fetch = |by: &'static str| {
+        let url = ccr.url(&format!("/api/stats?by={by}"));
+        async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let by_target = fetch("target").await;
+    assert_eq!(
+        by_target["rows"].as_array().unwrap().len(),
+        2,
+        "{by_target}"
+    );
+    let by_provider = fetch("provider").await;
+    let rows = by_provider["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{by_provider}");
+    let row = &rows[0];
+    assert_eq!(
+        (row["provider"].as_str(), row["target"].as_str()),
+        (Some("oa"), Some("*"))
+    );
+    assert_eq!(row["requests"], 4);
+    // Two fast and two slow samples: the median is fast, the 90th percentile slow. Neither
+    // target alone has both.
+    let p50 = row["latency_ms"]["p50"].as_f64().unwrap();
+    let p90 = row["latency_ms"]["p90"].as_f64().unwrap();
+    assert!(p50 < 1000.0 && p90 >= 1500.0, "p50 {p50} ms, p90 {p90} ms");
+    for target in by_target["rows"].as_array().unwrap() {
+        let (p50, p90) = (
+            target["latency_ms"]["p50"].as_f64().unwrap(),
+            target["latency_ms"]["p90"].as_f64().unwrap(),
+        );
+        assert!(
+            (p50 < 1000.0) == (p90 < 1000.0),
+            "one target is all fast or all slow"
+        );
+    }
+
+    // The command asks the server to group, and shows those percentiles.
+    let (code, table, stderr) =
+        run_ccr(&["stats", "--url", &ccr.url(""), "--by", "provider"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("| oa"))
+        .expect("a row for oa");
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    assert_eq!(cells[6], format!("{p50:.0}"), "{table}");
+    assert_eq!(cells[7], format!("{p90:.0}"), "{table}");
+
+    let bad = client()
+        .get(ccr.url("/api/stats?by=colour"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let (code, _, stderr) = run_ccr(&["stats", "--url", "notaurl"], &[]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("`notaurl` is not a URL"), "{stderr}");
+    ccr.shutdown().await;
+}
