@@ -1,12 +1,14 @@
 //! The Anthropic Messages API as ccr speaks it to clients: error bodies, the request fields
 //! ccr reads, usage read from a response on the side, and the local token estimate.
 
+pub mod builder;
 pub mod error;
 pub mod estimate;
 pub mod events;
 pub mod framing;
 pub mod ids;
 pub mod request;
+pub mod sse;
 pub mod types;
 pub mod usage;
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sse::{SseHandler, SseLine, SseReader};
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     // Declared in the order the API writes them.
@@ -48,11 +50,9 @@ impl Usage {
 
 /// Largest non-streaming body kept to read its usage; larger ones are counted without it.
 const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
-/// Bytes of a line looked at to decide whether the rest of it is worth keeping.
-const LINE_PREFIX: usize = 64;
 
 /// Watches a response body as it passes and reports its usage at the end. Only the few lines
-/// that carry usage are copied; the rest are skipped byte by byte.
+/// that carry usage are parsed; the rest are skipped after a look at their first bytes.
 #[derive(Debug)]
 pub enum UsageScanner {
     Sse(SseUsage),
@@ -84,122 +84,61 @@ impl UsageScanner {
 
     pub fn usage(&self) -> Option<Usage> {
         match self {
-            UsageScanner::Sse(s) => s.seen.then_some(s.usage),
+            UsageScanner::Sse(s) => s.usage(),
             UsageScanner::Json(j) => j.usage(),
             UsageScanner::None => None,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineState {
-    /// Collecting the first bytes of a line to classify it.
-    Prefix,
-    /// Keeping the whole line.
-    Keep,
-    /// Skipping to the end of the line.
-    Skip,
+/// Usage read from an SSE body: `message_start` carries the input side, `message_delta`
+/// the output. Only their `data:` lines are parsed; the reader skips the others after a
+/// look at their first bytes.
+#[derive(Debug, Default)]
+pub struct SseUsage {
+    lines: SseReader,
+    found: UsageLines,
 }
 
-#[derive(Debug)]
-pub struct SseUsage {
+/// What the usage lines said so far, and what the current event is.
+#[derive(Debug, Default)]
+struct UsageLines {
     usage: Usage,
     seen: bool,
-    line: Vec<u8>,
-    state: LineState,
-    /// The current event's `event:` name carries usage.
+    /// Whether the current event's `event:` name is one that carries usage; `None` before
+    /// a name (or in a stream without names).
     event_has_usage: Option<bool>,
 }
 
-impl Default for SseUsage {
-    fn default() -> Self {
-        SseUsage {
-            usage: Usage::default(),
-            seen: false,
-            line: Vec::with_capacity(LINE_PREFIX),
-            state: LineState::Prefix,
-            event_has_usage: None,
+impl SseUsage {
+    pub fn observe(&mut self, chunk: &[u8]) {
+        self.lines.feed(chunk, &mut self.found);
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.found.seen.then_some(self.found.usage)
+    }
+}
+
+impl SseHandler for UsageLines {
+    fn wants_data(&mut self, start: &[u8]) -> bool {
+        self.event_has_usage.unwrap_or_else(|| {
+            contains(start, b"\"message_start\"") || contains(start, b"\"message_delta\"")
+        })
+    }
+
+    fn line(&mut self, line: SseLine<'_>) {
+        match line {
+            SseLine::Event(name) => {
+                self.event_has_usage = Some(name == b"message_start" || name == b"message_delta");
+            }
+            SseLine::Data(data) => self.read_data(data),
+            SseLine::EndOfEvent => self.event_has_usage = None,
         }
     }
 }
 
-impl SseUsage {
-    pub fn observe(&mut self, mut chunk: &[u8]) {
-        while !chunk.is_empty() {
-            let newline = chunk.iter().position(|&b| b == b'\n');
-            let (part, rest) = match newline {
-                Some(i) => (&chunk[..i], &chunk[i + 1..]),
-                None => (chunk, &[][..]),
-            };
-            self.take_line_part(part);
-            if newline.is_some() {
-                self.end_line();
-            }
-            chunk = rest;
-        }
-    }
-
-    fn take_line_part(&mut self, part: &[u8]) {
-        match self.state {
-            LineState::Skip => {}
-            LineState::Keep => self.line.extend_from_slice(part),
-            LineState::Prefix => {
-                self.line.extend_from_slice(part);
-                if self.line.len() >= LINE_PREFIX {
-                    self.state = self.classify();
-                    if self.state == LineState::Skip {
-                        self.line.clear();
-                    }
-                }
-            }
-        }
-    }
-
-    fn classify(&self) -> LineState {
-        let line = self.line.as_slice();
-        if line.starts_with(b"event:") {
-            return LineState::Keep;
-        }
-        if !line.starts_with(b"data:") {
-            return LineState::Skip;
-        }
-        let wanted = match self.event_has_usage {
-            Some(wanted) => wanted,
-            None => contains(line, b"\"message_start\"") || contains(line, b"\"message_delta\""),
-        };
-        if wanted {
-            LineState::Keep
-        } else {
-            LineState::Skip
-        }
-    }
-
-    fn end_line(&mut self) {
-        let blank = self.state == LineState::Prefix && trim_cr(&self.line).is_empty();
-        if self.state == LineState::Prefix {
-            self.state = self.classify();
-        }
-        if self.state == LineState::Keep {
-            let line = std::mem::take(&mut self.line);
-            self.read_line(trim_cr(&line));
-            self.line = line;
-        }
-        if blank {
-            self.event_has_usage = None;
-        }
-        self.line.clear();
-        self.state = LineState::Prefix;
-    }
-
-    fn read_line(&mut self, line: &[u8]) {
-        if let Some(name) = line.strip_prefix(b"event:") {
-            let name = trim_space(name);
-            self.event_has_usage = Some(name == b"message_start" || name == b"message_delta");
-        } else if let Some(data) = line.strip_prefix(b"data:") {
-            self.read_data(trim_space(data));
-        }
-    }
-
+impl UsageLines {
     fn read_data(&mut self, data: &[u8]) {
         #[derive(Deserialize)]
         struct Message {
@@ -254,14 +193,6 @@ impl JsonUsage {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn trim_space(bytes: &[u8]) -> &[u8] {
-    bytes.strip_prefix(b" ").unwrap_or(bytes)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use aws_smithy_types::event_stream::Message;
 use serde::Deserialize;
 
 use super::eventstream::{FrameError, FrameReader, header};
-use crate::anthropic::events::{BlockKind, Delta, StopReason, StreamEvent};
-use crate::anthropic::{ApiError, ErrorType, Failed, Usage, ids};
+use crate::anthropic::builder::StreamBuilder;
+use crate::anthropic::events::{StopReason, StreamEvent};
+use crate::anthropic::{ApiError, ErrorType};
 use crate::failure::{Class, Failure};
 use crate::providers::WireConverter;
 
@@ -57,80 +58,38 @@ struct ExceptionBody {
     message: Option<String>,
 }
 
-enum Open {
-    Text,
-    Tool {
-        id: String,
-        name: String,
-        input: String,
-    },
-}
-
 /// Converts one response: feed it body bytes, end it with [`Converter::finish`].
 pub struct Converter {
-    provider: String,
-    model: String,
-    estimated_input_tokens: u64,
     frames: FrameReader,
-    started: bool,
-    open: Option<Open>,
-    next_index: u32,
-    /// Tool calls already sent: a repeated call with the same id is dropped.
-    finished_tools: HashSet<String>,
-    called_tools: bool,
+    stream: StreamBuilder,
+    /// Ids of the tool calls whose blocks were opened: a repeated call is dropped.
+    seen_tools: HashSet<String>,
+    /// The upstream id and block index of the last tool call opened.
+    current_tool: Option<(String, u32)>,
     last_text: String,
-    context_tokens: Option<u64>,
-    output_bytes: u64,
-    done: bool,
 }
 
 impl Converter {
     pub fn new(provider: &str, model: &str, estimated_input_tokens: u64) -> Self {
         Converter {
-            provider: provider.to_string(),
-            model: model.to_string(),
-            estimated_input_tokens,
             frames: FrameReader::default(),
-            started: false,
-            open: None,
-            next_index: 0,
-            finished_tools: HashSet::new(),
-            called_tools: false,
+            stream: StreamBuilder::new(provider, model, estimated_input_tokens)
+                .explaining_invalid_tool_input(cut_tool_input),
+            seen_tools: HashSet::new(),
+            current_tool: None,
             last_text: String::new(),
-            context_tokens: None,
-            output_bytes: 0,
-            done: false,
         }
     }
 
     fn message(&mut self, message: &Message, out: &mut Vec<StreamEvent>) {
         let payload = message.payload();
         match header(message, ":message-type") {
-            Some("exception") => {
-                let kind = header(message, ":exception-type").unwrap_or("UnknownException");
-                let detail = serde_json::from_slice::<ExceptionBody>(payload)
-                    .ok()
-                    .and_then(|b| b.message)
-                    .unwrap_or_default();
-                let (error_type, status) = exception_error(kind);
-                let message = format!("{}: {kind}: {detail}", self.provider);
-                let mut failure = Failure::of_upstream_status(status, None, &message, false);
-                if kind.contains("ServiceQuotaExceeded") {
-                    failure.out_for = Some(QUOTA_EXHAUSTED_OUT_FOR);
-                }
-                self.done = true;
-                let error = ApiError::new(error_type, message).with_status(status);
-                out.push(StreamEvent::Error(Failed { error, failure }));
-                return;
-            }
+            Some("exception") => return self.exception(message, out),
             Some("error") => {
                 let code = header(message, ":error-code").unwrap_or("error");
                 let detail = header(message, ":error-message").unwrap_or_default();
-                return self.fail(
-                    out,
-                    format!("{}: {code}: {detail}", self.provider),
-                    Failure::upstream(Class::Upstream5xx),
-                );
+                let message = format!("{}: {code}: {detail}", self.stream.provider());
+                return self.fail(message, Failure::upstream(Class::Upstream5xx), out);
             }
             _ => {}
         }
@@ -146,22 +105,21 @@ impl Converter {
                 Err(error) => {
                     let message = format!(
                         "{} sent a tool event that is not valid JSON: {error}",
-                        self.provider
+                        self.stream.provider()
                     );
-                    self.fail(out, message, Failure::upstream(Class::BadResponse));
+                    self.fail(message, Failure::upstream(Class::BadResponse), out);
                 }
             },
             "contextUsageEvent" => {
                 if let Ok(usage) = serde_json::from_slice::<ContextUsage>(payload) {
                     let share = usage.context_usage_percentage.clamp(0.0, 100.0) / 100.0;
-                    self.context_tokens = Some((share * CONTEXT_WINDOW_TOKENS).round() as u64);
+                    let tokens = (share * CONTEXT_WINDOW_TOKENS).round() as u64;
+                    self.stream.report_input_tokens(tokens);
                 }
             }
             "meteringEvent" => {
                 if let Ok(metering) = serde_json::from_slice::<Metering>(payload) {
-                    out.push(StreamEvent::Metering {
-                        credits: metering.usage,
-                    });
+                    self.stream.metering(metering.usage, out);
                 }
             }
             // messageMetadataEvent, followupPromptEvent, codeReferenceEvent… carry nothing
@@ -170,132 +128,85 @@ impl Converter {
         }
     }
 
-    fn text(&mut self, content: String, out: &mut Vec<StreamEvent>) {
-        if content.is_empty() {
-            return;
+    fn exception(&mut self, message: &Message, out: &mut Vec<StreamEvent>) {
+        let kind = header(message, ":exception-type").unwrap_or("UnknownException");
+        let detail = serde_json::from_slice::<ExceptionBody>(message.payload())
+            .ok()
+            .and_then(|b| b.message)
+            .unwrap_or_default();
+        let (error_type, status) = exception_error(kind);
+        let message = format!("{}: {kind}: {detail}", self.stream.provider());
+        let mut failure = Failure::of_upstream_status(status, None, &message, false);
+        if kind.contains("ServiceQuotaExceeded") {
+            failure.out_for = Some(QUOTA_EXHAUSTED_OUT_FOR);
         }
+        let error = ApiError::new(error_type, message).with_status(status);
+        self.stream.fail(error, failure, out);
+    }
+
+    fn text(&mut self, content: String, out: &mut Vec<StreamEvent>) {
         // A known quirk: the same fragment sent twice in a row.
         if content == self.last_text && content.trim().chars().count() >= MIN_DEDUP_CHARS {
             return;
         }
-        self.start(out);
-        if !matches!(self.open, Some(Open::Text)) {
-            self.close_open(out);
-            self.open_block(BlockKind::Text, Open::Text, out);
+        if content.is_empty() {
+            return;
         }
-        self.output_bytes += content.len() as u64;
         self.last_text.clone_from(&content);
-        out.push(StreamEvent::Delta {
-            index: self.next_index - 1,
-            delta: Delta::Text(content),
-        });
+        self.stream.text(content, out);
     }
 
     fn tool(&mut self, event: ToolEvent, out: &mut Vec<StreamEvent>) {
-        if self.finished_tools.contains(&event.tool_use_id) {
+        let open = self.is_open(&event.tool_use_id);
+        if !open && self.seen_tools.contains(&event.tool_use_id) {
             return;
         }
-        self.start(out);
-        let same_call =
-            matches!(&self.open, Some(Open::Tool { id, .. }) if *id == event.tool_use_id);
-        if !same_call {
-            self.close_open(out);
-            if self.done {
-                return;
-            }
-            let name = event.name.clone().unwrap_or_default();
-            let id = if event.tool_use_id.is_empty() {
-                ids::tool_use_id()
-            } else {
-                event.tool_use_id.clone()
-            };
-            let kind = BlockKind::ToolUse {
-                id: id.clone(),
-                name: name.clone(),
-            };
-            self.open_block(
-                kind,
-                Open::Tool {
-                    id: event.tool_use_id.clone(),
-                    name,
-                    input: String::new(),
-                },
-                out,
-            );
-            self.called_tools = true;
+        if !open {
+            self.start_tool(&event, out);
         }
-        if let Some(fragment) = event.input.filter(|f| !f.is_empty()) {
-            if let Some(Open::Tool { input, .. }) = &mut self.open {
-                input.push_str(&fragment);
-            }
-            self.output_bytes += fragment.len() as u64;
-            out.push(StreamEvent::Delta {
-                index: self.next_index - 1,
-                delta: Delta::InputJson(fragment),
-            });
+        if let Some(fragment) = event.input {
+            self.stream.tool_input(fragment, out);
         }
         if event.stop {
-            self.close_open(out);
+            self.stream.close_block(out);
         }
         self.last_text.clear();
     }
 
-    fn open_block(&mut self, kind: BlockKind, open: Open, out: &mut Vec<StreamEvent>) {
-        out.push(StreamEvent::BlockStart {
-            index: self.next_index,
-            block: kind,
-        });
-        self.next_index += 1;
-        self.open = Some(open);
-    }
-
-    /// Closes the open block; a tool block's joined input must be valid JSON, else the
-    /// response ends with an error rather than hand broken JSON to the client.
-    fn close_open(&mut self, out: &mut Vec<StreamEvent>) {
-        let index = self.next_index.saturating_sub(1);
-        match self.open.take() {
-            None => {}
-            Some(Open::Text) => out.push(StreamEvent::BlockStop { index }),
-            Some(Open::Tool { id, name, input }) => {
-                self.finished_tools.insert(id);
-                if input.trim().is_empty() {
-                    out.push(StreamEvent::Delta {
-                        index,
-                        delta: Delta::InputJson("{}".into()),
-                    });
-                } else if serde_json::from_str::<serde::de::IgnoredAny>(&input).is_err() {
-                    let message = format!(
-                        "{} sent input for tool `{name}` that does not join into valid JSON (often a very large Write/Edit cut short): ask for smaller edits",
-                        self.provider
-                    );
-                    return self.fail(out, message, Failure::upstream(Class::BadResponse));
-                }
-                out.push(StreamEvent::BlockStop { index });
-            }
+    /// Whether the builder's open block is the call with this upstream id.
+    fn is_open(&self, tool_use_id: &str) -> bool {
+        match (&self.current_tool, self.stream.open_tool()) {
+            (Some((id, block)), Some(open)) => id == tool_use_id && *block == open,
+            _ => false,
         }
     }
 
-    fn start(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.started {
-            return;
+    fn start_tool(&mut self, event: &ToolEvent, out: &mut Vec<StreamEvent>) {
+        let id = Some(event.tool_use_id.clone()).filter(|id| !id.is_empty());
+        let name = event.name.clone().unwrap_or_default();
+        if let Some(block) = self.stream.start_tool(id, name, out) {
+            self.seen_tools.insert(event.tool_use_id.clone());
+            self.current_tool = Some((event.tool_use_id.clone(), block));
         }
-        self.started = true;
-        out.push(StreamEvent::message_start(
-            &self.model,
-            self.estimated_input_tokens,
-        ));
     }
 
     fn corrupt(&mut self, error: FrameError, out: &mut Vec<StreamEvent>) {
-        let message = format!("{}: {error}", self.provider);
-        self.fail(out, message, Failure::upstream(Class::BadResponse));
+        let message = format!("{}: {error}", self.stream.provider());
+        self.fail(message, Failure::upstream(Class::BadResponse), out);
     }
 
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, message: String, failure: Failure) {
-        self.done = true;
+    fn fail(&mut self, message: String, failure: Failure, out: &mut Vec<StreamEvent>) {
         let error = ApiError::new(ErrorType::Api, message);
-        out.push(StreamEvent::Error(Failed { error, failure }));
+        self.stream.fail(error, failure, out);
     }
+}
+
+/// CodeWhisperer cuts a tool call's input when it grows too large, which leaves JSON that
+/// does not parse; the client can avoid it by asking for smaller edits.
+fn cut_tool_input(provider: &str, tool: &str) -> String {
+    format!(
+        "{provider} sent input for tool `{tool}` that does not join into valid JSON (often a very large Write/Edit cut short): ask for smaller edits"
+    )
 }
 
 /// The Anthropic error for a CodeWhisperer exception type.
@@ -311,12 +222,12 @@ fn exception_error(kind: &str) -> (ErrorType, http::StatusCode) {
 
 impl WireConverter for Converter {
     fn is_done(&self) -> bool {
-        self.done
+        self.stream.is_done()
     }
 
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
         self.frames.push(bytes);
-        while !self.done {
+        while !self.is_done() {
             match self.frames.next_message() {
                 Ok(Some(message)) => self.message(&message, out),
                 Ok(None) => return,
@@ -327,40 +238,23 @@ impl WireConverter for Converter {
 
     /// The body ended: close what is open and finish the message, unless a frame was cut.
     fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.done {
-            return;
-        }
         if self.frames.has_partial_frame() {
             let message = format!(
                 "{} ended its response in the middle of an event-stream frame",
-                self.provider
+                self.stream.provider()
             );
-            return self.fail(out, message, Failure::upstream(Class::StreamCut));
+            return self.fail(message, Failure::upstream(Class::StreamCut), out);
         }
-        self.start(out);
-        self.close_open(out);
-        if self.done {
-            return;
-        }
-        let stop_reason = if self.called_tools {
-            StopReason::ToolUse
-        } else {
-            StopReason::EndTurn
-        };
-        let usage = Usage {
-            input_tokens: self.context_tokens.unwrap_or(self.estimated_input_tokens),
-            output_tokens: self.output_bytes.div_ceil(4),
-            ..Usage::default()
-        };
-        out.push(StreamEvent::MessageDelta { stop_reason, usage });
-        out.push(StreamEvent::MessageStop);
-        self.done = true;
+        // CodeWhisperer has no stop reason; the builder makes it tool_use after tool calls.
+        self.stream.finish(StopReason::EndTurn, out);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anthropic::Failed;
+    use crate::anthropic::events::{BlockKind, Delta};
     use crate::providers::codewhisperer::eventstream::tests::frame;
 
     fn run(frames: &[Vec<u8>], step: usize) -> Vec<StreamEvent> {

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::anthropic::events::{BlockKind, Delta, StopReason, StreamEvent};
-use crate::anthropic::{ApiError, CCR_SIGNATURE_PREFIX, ErrorType, Failed, Usage, ids};
+use crate::anthropic::builder::StreamBuilder;
+use crate::anthropic::events::{StopReason, StreamEvent};
+use crate::anthropic::sse::{SseHandler, SseLine, SseReader};
+use crate::anthropic::{ApiError, ErrorType, Usage};
 use crate::failure::{Class, Failure};
 use crate::providers::WireConverter;
 
@@ -91,115 +93,95 @@ pub(crate) struct ErrorBody {
     pub error: UpstreamError,
 }
 
-/// Which block is open, in Anthropic's numbering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Open {
-    Text,
-    Thinking,
-    /// The tool call with this upstream `index`.
-    Tool(u32),
-}
-
-/// One upstream tool call as far as it has arrived.
+/// One upstream tool call as far as it has arrived. OpenAI streams parallel calls
+/// interleaved by `index`; Anthropic blocks never interleave, so a call whose block cannot
+/// open yet (another call's is open, or its name has not arrived) is held here.
 #[derive(Default)]
 struct ToolCall {
     id: Option<String>,
     name: Option<String>,
-    /// All argument fragments so far, to check the joined JSON at the end.
-    arguments: String,
-    /// How much of `arguments` has been sent to the client.
-    sent: usize,
-    /// Its block has been opened (calls wait while another call's block is open).
-    started: bool,
-    finished: bool,
+    /// Argument fragments that arrived before the call's block opened.
+    held_arguments: String,
+    /// The call's block, once opened.
+    block: Option<u32>,
 }
 
 /// Converts one response. Feed it bytes with [`Converter::feed`], end it with
 /// [`Converter::finish`]; both append the resulting events to `out`.
 pub struct Converter {
-    provider: String,
-    model: String,
-    estimated_input_tokens: u64,
-    /// Bytes of an SSE line not yet ended by `\n`.
-    partial: Vec<u8>,
-    started: bool,
-    open: Option<Open>,
-    next_index: u32,
+    lines: SseReader,
+    chunks: Chunks,
+}
+
+/// Maps the `data:` chunks onto the stream builder.
+struct Chunks {
+    stream: StreamBuilder,
     tools: BTreeMap<u32, ToolCall>,
     finish_reason: Option<StopReason>,
-    usage: Option<Usage>,
-    /// Output bytes seen, for an output estimate when the upstream reports no usage.
-    output_bytes: u64,
-    done: bool,
 }
 
 impl Converter {
     /// `model` is the model the client asked for (the one its `message_start` names).
     pub fn new(provider: &str, model: &str, estimated_input_tokens: u64) -> Self {
         Converter {
-            provider: provider.to_string(),
-            model: model.to_string(),
-            estimated_input_tokens,
-            partial: Vec::new(),
-            started: false,
-            open: None,
-            next_index: 0,
-            tools: BTreeMap::new(),
-            finish_reason: None,
-            usage: None,
-            output_bytes: 0,
-            done: false,
+            lines: SseReader::default(),
+            chunks: Chunks {
+                stream: StreamBuilder::new(provider, model, estimated_input_tokens),
+                tools: BTreeMap::new(),
+                finish_reason: None,
+            },
+        }
+    }
+}
+
+/// The chunks of one read and where their events go, as the SSE reader's handler.
+struct Reading<'a> {
+    chunks: &'a mut Chunks,
+    out: &'a mut Vec<StreamEvent>,
+}
+
+impl SseHandler for Reading<'_> {
+    fn line(&mut self, line: SseLine<'_>) {
+        // `event:` names and blank separators carry nothing.
+        if let SseLine::Data(data) = line {
+            self.chunks.data(data, self.out);
         }
     }
 
-    fn line(&mut self, line: &[u8], out: &mut Vec<StreamEvent>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(data) = line.strip_prefix(b"data:") else {
-            // `event:` names, `: keep-alive` comments and blank separators carry nothing.
-            return;
-        };
-        let data = data.strip_prefix(b" ").unwrap_or(data);
+    fn is_done(&self) -> bool {
+        self.chunks.stream.is_done()
+    }
+}
+
+impl Chunks {
+    fn reading<'a>(&'a mut self, out: &'a mut Vec<StreamEvent>) -> Reading<'a> {
+        Reading { chunks: self, out }
+    }
+
+    fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
         if data == b"[DONE]" {
-            if self.finish_reason.is_none() {
-                self.finish_reason = Some(StopReason::EndTurn);
-            }
-            self.complete(out);
-            return;
+            self.finish_reason.get_or_insert(StopReason::EndTurn);
+            return self.complete(out);
         }
         match serde_json::from_slice::<Chunk>(data) {
             Ok(chunk) => self.chunk(chunk, out),
-            Err(error) => self.fail(
-                out,
-                ErrorType::Api,
-                format!(
+            Err(error) => {
+                let message = format!(
                     "{} sent a stream chunk that is not valid JSON: {error}",
-                    self.provider
-                ),
-                Failure::upstream(Class::BadResponse),
-            ),
+                    self.stream.provider()
+                );
+                self.fail(message, Failure::upstream(Class::BadResponse), out);
+            }
         }
     }
 
     fn chunk(&mut self, chunk: Chunk, out: &mut Vec<StreamEvent>) {
         if let Some(error) = chunk.error {
-            let kind = error_type_for(error.kind.as_deref());
-            let message = error.message.unwrap_or_else(|| "unknown error".into());
-            let failure = Failure::of_upstream_status(kind.default_status(), None, &message, false);
-            self.fail(out, kind, format!("{}: {message}", self.provider), failure);
-            return;
+            return self.upstream_error(error, out);
         }
-        self.start(out);
+        self.stream.start(out);
         if let Some(usage) = chunk.usage {
-            let cached = usage
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0);
-            self.usage = Some(Usage {
-                input_tokens: usage.prompt_tokens.saturating_sub(cached),
-                cache_creation_input_tokens: 0,
-                cache_read_input_tokens: cached,
-                output_tokens: usage.completion_tokens,
-            });
+            self.stream.report_usage(anthropic_usage(usage));
         }
         for choice in chunk.choices {
             if let Some(delta) = choice.delta {
@@ -212,18 +194,20 @@ impl Converter {
         }
     }
 
+    fn upstream_error(&mut self, error: UpstreamError, out: &mut Vec<StreamEvent>) {
+        let kind = error_type_for(error.kind.as_deref());
+        let message = error.message.unwrap_or_else(|| "unknown error".into());
+        let failure = Failure::of_upstream_status(kind.default_status(), None, &message, false);
+        let error = ApiError::new(kind, format!("{}: {message}", self.stream.provider()));
+        self.stream.fail(error, failure, out);
+    }
+
     fn delta(&mut self, delta: ChoiceDelta, out: &mut Vec<StreamEvent>) {
-        if let Some(reasoning) = delta
-            .reasoning_content
-            .or(delta.reasoning)
-            .filter(|r| !r.is_empty())
-        {
-            self.ensure_open(Open::Thinking, out);
-            self.emit_delta(Delta::Thinking(reasoning), out);
+        if let Some(reasoning) = delta.reasoning_content.or(delta.reasoning) {
+            self.stream.thinking(reasoning, out);
         }
-        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-            self.ensure_open(Open::Text, out);
-            self.emit_delta(Delta::Text(text), out);
+        if let Some(text) = delta.content {
+            self.stream.text(text, out);
         }
         for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
             self.tool_fragment(position as u32, call, out);
@@ -241,215 +225,89 @@ impl Converter {
         if call.id.is_none() {
             call.id = fragment.id.filter(|id| !id.is_empty());
         }
-        if let Some(function) = fragment.function {
-            if call.name.is_none() {
-                call.name = function.name.filter(|n| !n.is_empty());
-            }
-            if let Some(arguments) = function.arguments {
-                call.arguments.push_str(&arguments);
-            }
+        let (name, arguments) = fragment
+            .function
+            .map_or((None, None), |f| (f.name, f.arguments));
+        if call.name.is_none() {
+            call.name = name.filter(|n| !n.is_empty());
         }
-        match self.open {
-            Some(Open::Tool(open)) if open == index => self.flush_tool_arguments(index, out),
-            // Anthropic blocks never interleave: a later call waits for the open one.
-            Some(Open::Tool(_)) => {}
-            _ => self.start_tool(index, out),
-        }
-    }
-
-    /// Opens the block of call `index` once its name is known, and sends what it has.
-    fn start_tool(&mut self, index: u32, out: &mut Vec<StreamEvent>) {
-        let Some(call) = self.tools.get(&index) else {
-            return;
-        };
-        if call.started || call.finished {
-            return;
-        }
-        let Some(name) = call.name.clone() else {
-            return;
-        };
-        let id = call.id.clone().unwrap_or_else(ids::tool_use_id);
-        self.close_open(out);
-        let block = self.next_index;
-        self.next_index += 1;
-        out.push(StreamEvent::BlockStart {
-            index: block,
-            block: BlockKind::ToolUse { id, name },
-        });
-        self.open = Some(Open::Tool(index));
-        if let Some(call) = self.tools.get_mut(&index) {
-            call.started = true;
-        }
-        self.flush_tool_arguments(index, out);
-    }
-
-    fn flush_tool_arguments(&mut self, index: u32, out: &mut Vec<StreamEvent>) {
-        let Some(call) = self.tools.get_mut(&index) else {
-            return;
-        };
-        if call.sent < call.arguments.len() {
-            let fragment = call.arguments[call.sent..].to_string();
-            call.sent = call.arguments.len();
-            self.output_bytes += fragment.len() as u64;
-            out.push(StreamEvent::Delta {
-                index: self.next_index - 1,
-                delta: Delta::InputJson(fragment),
-            });
-        }
-    }
-
-    /// Closes the open tool block, checking that its arguments joined into valid JSON.
-    fn close_tool(&mut self, index: u32, out: &mut Vec<StreamEvent>) -> Result<(), ApiError> {
-        let block = self.next_index - 1;
-        let Some(call) = self.tools.get_mut(&index) else {
-            return Ok(());
-        };
-        call.finished = true;
-        if call.arguments.trim().is_empty() {
-            // No arguments at all means an empty input.
-            call.arguments = "{}".into();
-            call.sent = 2;
-            out.push(StreamEvent::Delta {
-                index: block,
-                delta: Delta::InputJson("{}".into()),
-            });
-        } else if serde_json::from_str::<serde::de::IgnoredAny>(&call.arguments).is_err() {
-            let name = call.name.clone().unwrap_or_default();
-            return Err(ApiError::new(
-                ErrorType::Api,
-                format!(
-                    "{} sent arguments for tool `{name}` that are not valid JSON",
-                    self.provider
-                ),
-            ));
-        }
-        out.push(StreamEvent::BlockStop { index: block });
-        Ok(())
-    }
-
-    fn ensure_open(&mut self, wanted: Open, out: &mut Vec<StreamEvent>) {
-        if self.open == Some(wanted) {
-            return;
-        }
-        self.close_open(out);
-        let kind = match wanted {
-            Open::Text => BlockKind::Text,
-            Open::Thinking => BlockKind::Thinking,
-            Open::Tool(_) => unreachable!("tool blocks open through start_tool"),
-        };
-        out.push(StreamEvent::BlockStart {
-            index: self.next_index,
-            block: kind,
-        });
-        self.next_index += 1;
-        self.open = Some(wanted);
-    }
-
-    fn emit_delta(&mut self, delta: Delta, out: &mut Vec<StreamEvent>) {
-        if let Delta::Text(t) | Delta::Thinking(t) = &delta {
-            self.output_bytes += t.len() as u64;
-        }
-        out.push(StreamEvent::Delta {
-            index: self.next_index - 1,
-            delta,
-        });
-    }
-
-    /// Closes whatever block is open. A thinking block gets ccr's signature first, since
-    /// Claude Code drops a thinking block that has none.
-    fn close_open(&mut self, out: &mut Vec<StreamEvent>) {
-        let Some(open) = self.open.take() else { return };
-        let index = self.next_index - 1;
-        match open {
-            Open::Thinking => {
-                let signature = format!("{CCR_SIGNATURE_PREFIX}{}", ids::message_id());
-                out.push(StreamEvent::Delta {
-                    index,
-                    delta: Delta::Signature(signature),
-                });
-                out.push(StreamEvent::BlockStop { index });
-            }
-            Open::Text => out.push(StreamEvent::BlockStop { index }),
-            Open::Tool(call) => {
-                if let Err(error) = self.close_tool(call, out) {
-                    self.done = true;
-                    let failure = Failure::upstream(Class::BadResponse);
-                    out.push(StreamEvent::Error(Failed { error, failure }));
+        let arguments = arguments.unwrap_or_default();
+        match (call.block, self.stream.open_tool()) {
+            (Some(block), Some(open)) if block == open => self.stream.tool_input(arguments, out),
+            // A call whose block was closed (by text, say) gets no more input.
+            (Some(_), _) => {}
+            (None, open) => {
+                call.held_arguments.push_str(&arguments);
+                // A later call waits while another call's block is open.
+                if open.is_none() {
+                    self.start_tool(index, out);
                 }
             }
         }
     }
 
+    /// Opens the block of call `index` once its name is known, and sends what it holds.
+    fn start_tool(&mut self, index: u32, out: &mut Vec<StreamEvent>) {
+        let Some(call) = self.tools.get_mut(&index) else {
+            return;
+        };
+        if call.block.is_some() {
+            return;
+        }
+        let Some(name) = call.name.clone() else {
+            return;
+        };
+        call.block = self.stream.start_tool(call.id.clone(), name, out);
+        let arguments = std::mem::take(&mut call.held_arguments);
+        self.stream.tool_input(arguments, out);
+    }
+
     /// Closes the open block, then gives each held tool call its whole block in turn.
     fn close_blocks(&mut self, out: &mut Vec<StreamEvent>) {
-        self.close_open(out);
-        let waiting: Vec<u32> = self
+        self.stream.close_block(out);
+        let held: Vec<u32> = self
             .tools
             .iter()
-            .filter(|(_, c)| !c.started)
-            .map(|(i, _)| *i)
+            .filter(|(_, call)| call.block.is_none())
+            .map(|(index, _)| *index)
             .collect();
-        for index in waiting {
-            if self.done {
+        for index in held {
+            if self.stream.is_done() {
                 return;
             }
             if self.tools.get(&index).is_some_and(|c| c.name.is_none()) {
-                self.fail(
-                    out,
-                    ErrorType::Api,
-                    format!("{} sent a tool call without a name", self.provider),
-                    Failure::upstream(Class::BadResponse),
-                );
-                return;
+                let message = format!("{} sent a tool call without a name", self.stream.provider());
+                return self.fail(message, Failure::upstream(Class::BadResponse), out);
             }
             self.start_tool(index, out);
-            self.close_open(out);
+            self.stream.close_block(out);
         }
-    }
-
-    fn start(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        out.push(StreamEvent::message_start(
-            &self.model,
-            self.estimated_input_tokens,
-        ));
     }
 
     fn complete(&mut self, out: &mut Vec<StreamEvent>) {
-        self.start(out);
+        self.stream.start(out);
         self.close_blocks(out);
-        if self.done {
-            return;
-        }
-        let called_tools = self.tools.values().any(|c| c.started);
-        let stop_reason = match self.finish_reason.unwrap_or(StopReason::EndTurn) {
-            // Some providers say `stop` after tool calls; clients key their loop on tool_use.
-            StopReason::EndTurn if called_tools => StopReason::ToolUse,
-            reason => reason,
-        };
-        let usage = self.usage.unwrap_or(Usage {
-            input_tokens: self.estimated_input_tokens,
-            output_tokens: self.output_bytes.div_ceil(4),
-            ..Usage::default()
-        });
-        out.push(StreamEvent::MessageDelta { stop_reason, usage });
-        out.push(StreamEvent::MessageStop);
-        self.done = true;
+        let reason = self.finish_reason.unwrap_or(StopReason::EndTurn);
+        self.stream.finish(reason, out);
     }
 
-    fn fail(
-        &mut self,
-        out: &mut Vec<StreamEvent>,
-        kind: ErrorType,
-        message: String,
-        failure: Failure,
-    ) {
-        self.done = true;
-        let error = ApiError::new(kind, message);
-        out.push(StreamEvent::Error(Failed { error, failure }));
+    fn fail(&mut self, message: String, failure: Failure, out: &mut Vec<StreamEvent>) {
+        self.stream
+            .fail(ApiError::new(ErrorType::Api, message), failure, out);
+    }
+}
+
+/// OpenAI counts cached tokens inside `prompt_tokens`; Anthropic counts them apart.
+fn anthropic_usage(usage: ChunkUsage) -> Usage {
+    let cached = usage
+        .prompt_tokens_details
+        .and_then(|d| d.cached_tokens)
+        .unwrap_or(0);
+    Usage {
+        input_tokens: usage.prompt_tokens.saturating_sub(cached),
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: cached,
+        output_tokens: usage.completion_tokens,
     }
 }
 
@@ -476,57 +334,38 @@ fn error_type_for(kind: Option<&str>) -> ErrorType {
 impl WireConverter for Converter {
     /// True once the response has ended (`message_stop` or an `error` was emitted).
     fn is_done(&self) -> bool {
-        self.done
+        self.chunks.stream.is_done()
     }
 
     /// Takes the next bytes of the body; lines, JSON and UTF-8 may be cut anywhere.
-    fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<StreamEvent>) {
-        while !self.done {
-            let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
-                self.partial.extend_from_slice(bytes);
-                return;
-            };
-            if self.partial.is_empty() {
-                self.line(&bytes[..newline], out);
-            } else {
-                self.partial.extend_from_slice(&bytes[..newline]);
-                let line = std::mem::take(&mut self.partial);
-                self.line(&line, out);
-                self.partial = line;
-                self.partial.clear();
-            }
-            bytes = &bytes[newline + 1..];
-        }
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) {
+        self.lines.feed(bytes, &mut self.chunks.reading(out));
     }
 
     /// The body has ended. A stream that ends before a finish reason was cut short.
     fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.done {
+        if self.is_done() {
             return;
         }
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.line(&line, out);
-            if self.done {
-                return;
-            }
-        }
-        if self.finish_reason.is_none() {
-            self.fail(
-                out,
-                ErrorType::Api,
-                format!("{} ended its response before finishing it", self.provider),
-                Failure::upstream(Class::StreamCut),
+        self.lines.finish(&mut self.chunks.reading(out));
+        if self.chunks.finish_reason.is_none() {
+            let message = format!(
+                "{} ended its response before finishing it",
+                self.chunks.stream.provider()
             );
-            return;
+            return self
+                .chunks
+                .fail(message, Failure::upstream(Class::StreamCut), out);
         }
-        self.complete(out);
+        self.chunks.complete(out);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anthropic::events::{BlockKind, Delta};
+    use crate::anthropic::{CCR_SIGNATURE_PREFIX, Failed};
 
     fn run(lines: &[&str], split_every: Option<usize>) -> Vec<StreamEvent> {
         let mut text = String::new();
@@ -707,6 +546,29 @@ mod tests {
             error.message.contains("not valid JSON"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn nothing_follows_the_error_of_a_broken_tool_call() {
+        // Text after unfinished arguments closes the tool block, whose JSON fails: the
+        // stream ends there instead of opening a text block after the error.
+        let events = run(
+            &[
+                r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"A","arguments":"{\"x\":"}}]}}]}"#,
+                r#"{"choices":[{"delta":{"content":"more"},"finish_reason":"stop"}]}"#,
+                "[DONE]",
+            ],
+            None,
+        );
+        assert_eq!(
+            names(&events),
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "error"
+            ]
         );
     }
 }
