@@ -442,7 +442,6 @@ impl Fold {
     }
 }
 
-/// A tool call's joined argument fragments as JSON; empty arguments are `{}`.
 /// An upstream answer that broke the stream grammar.
 fn bad_response(message: String) -> Failed {
     Failed {
@@ -451,6 +450,7 @@ fn bad_response(message: String) -> Failed {
     }
 }
 
+/// A tool call's joined argument fragments as JSON; empty arguments are `{}`.
 pub fn tool_input(json: &str, tool: &str) -> Result<Box<RawValue>, ApiError> {
     let text = if json.trim().is_empty() { "{}" } else { json };
     RawValue::from_string(text.to_string()).map_err(|e| {
