@@ -36,7 +36,13 @@ fn routing(c: &mut Criterion) {
     let request = MessagesRequest::parse(Bytes::from(body.clone())).unwrap();
     let yaml = "providers:\n  a: { type: anthropic }\n  b: { type: openai, api_keys: [k1, k2] }\nroutes:\n  default: [a/*, { target: b/deepseek-chat, weight: 2 }]\n  long_context: [b/deepseek-chat]\n";
     let config = Config::parse(yaml, &Source::Embedded, Some(HashMap::new())).unwrap();
-    let router = Router::new(&config, Arc::new(SystemClock::default())).unwrap();
+    let tokens = ccr::credentials::manager::TokenManager::new(
+        Arc::new(ccr::credentials::FileStore::new(&std::env::temp_dir())),
+        std::env::temp_dir(),
+        ccr::credentials::manager::Refresher::External,
+        ccr::http_client::plain().unwrap(),
+    );
+    let router = Router::new(&config, Arc::new(SystemClock::default()), tokens).unwrap();
     let mut group = c.benchmark_group("routing");
     group.throughput(Throughput::Bytes(body.len() as u64));
     let shared = Bytes::from(body.clone());

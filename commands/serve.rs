@@ -84,9 +84,13 @@ fn watch_for_reload(
         };
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                let result = config::load(path.as_deref(), explicit, &overrides)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|loaded| reloader.apply(&loaded.config).map_err(anyhow::Error::from));
+                let result = match config::load(path.as_deref(), explicit, &overrides) {
+                    Ok(loaded) => reloader
+                        .apply(&loaded.config)
+                        .await
+                        .map_err(anyhow::Error::from),
+                    Err(error) => Err(anyhow::Error::from(error)),
+                };
                 match result {
                     Ok(()) => tracing::info!("configuration reloaded"),
                     Err(error) => tracing::error!(

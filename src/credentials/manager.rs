@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use futures_util::future::BoxFuture;
 
 use super::refresh::{self, Endpoints, RefreshError};
@@ -37,62 +37,99 @@ struct Slot {
 }
 
 pub struct TokenManager {
-    slots: HashMap<String, Slot>,
+    /// The managed accounts, swapped whole when a reload changes the set.
+    slots: ArcSwap<HashMap<String, Arc<Slot>>>,
     store: Arc<dyn Store>,
     data_dir: PathBuf,
     client: reqwest::Client,
     refresher: Refresher,
 }
 
+/// Every CodeWhisperer account a configuration names, each with its refresh endpoints.
+pub fn accounts_in(config: &crate::config::Config) -> Vec<(String, Endpoints)> {
+    let mut accounts: Vec<(String, Endpoints)> = Vec::new();
+    for provider in config.providers.values() {
+        for account in provider.accounts() {
+            if !accounts.iter().any(|(a, _)| a == account) {
+                let endpoints = Endpoints::for_provider(config.codewhisperer_for(account));
+                accounts.push((account.clone(), endpoints));
+            }
+        }
+    }
+    accounts
+}
+
 impl TokenManager {
-    /// Reads every account's token from the store once. With `Refresher::Serve` and a
-    /// runtime at hand, a background task refreshes tokens ahead of expiry for as long as
-    /// the manager lives.
-    pub fn start(
+    /// A manager with no accounts yet; [`TokenManager::set_accounts`] adds them. Built once
+    /// per server: a reload changes its accounts, not the manager.
+    pub fn new(
         store: Arc<dyn Store>,
         data_dir: PathBuf,
-        accounts: Vec<(String, Endpoints)>,
         refresher: Refresher,
         client: reqwest::Client,
     ) -> Arc<TokenManager> {
-        let slots = accounts
-            .into_iter()
-            .map(|(account, endpoints)| {
-                let token = match store.load(&account) {
-                    Ok(token) => token.map(Arc::new),
-                    Err(error) => {
-                        tracing::error!(%error, account, "cannot read the account's token");
-                        None
-                    }
-                };
-                let slot = Slot {
-                    current: ArcSwapOption::new(token),
-                    refreshing: tokio::sync::Mutex::new(()),
-                    endpoints,
-                    dead: ArcSwapOption::empty(),
-                };
-                (account, slot)
-            })
-            .collect();
-        let manager = Arc::new(TokenManager {
-            slots,
+        Arc::new(TokenManager {
+            slots: ArcSwap::from_pointee(HashMap::new()),
             store,
             data_dir,
             client,
             refresher,
-        });
-        if refresher == Refresher::Serve
-            && !manager.slots.is_empty()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(refresh_ahead(Arc::downgrade(&manager)));
-        }
-        manager
+        })
     }
 
-    fn slot(&self, account: &str) -> Result<&Slot, CredentialsError> {
+    pub fn refresher(&self) -> Refresher {
+        self.refresher
+    }
+
+    /// Makes `accounts` the managed set. An account already managed keeps its token and its
+    /// dead flag (a reload does not revive an account whose refresh token was rejected);
+    /// a new one is read from the store, off the async worker threads (a keyring read can
+    /// block on D-Bus).
+    pub async fn set_accounts(&self, accounts: Vec<(String, Endpoints)>) {
+        let current = self.slots.load_full();
+        let mut next = HashMap::new();
+        for (account, endpoints) in accounts {
+            let slot = match current.get(&account) {
+                Some(slot) if slot.endpoints == endpoints => slot.clone(),
+                Some(slot) => Arc::new(Slot {
+                    current: ArcSwapOption::new(slot.current.load_full()),
+                    refreshing: tokio::sync::Mutex::new(()),
+                    endpoints,
+                    dead: ArcSwapOption::new(slot.dead.load_full()),
+                }),
+                None => Arc::new(Slot {
+                    current: ArcSwapOption::new(self.load_stored(&account).await),
+                    refreshing: tokio::sync::Mutex::new(()),
+                    endpoints,
+                    dead: ArcSwapOption::empty(),
+                }),
+            };
+            next.insert(account, slot);
+        }
+        self.slots.store(Arc::new(next));
+    }
+
+    async fn load_stored(&self, account: &str) -> Option<Arc<Token>> {
+        let (store, name) = (self.store.clone(), account.to_string());
+        let loaded = tokio::task::spawn_blocking(move || store.load(&name)).await;
+        match loaded {
+            Ok(Ok(token)) => token.map(Arc::new),
+            Ok(Err(error)) => {
+                tracing::error!(%error, account, "cannot read the account's token");
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, account, "reading the account's token failed");
+                None
+            }
+        }
+    }
+
+    fn slot(&self, account: &str) -> Result<Arc<Slot>, CredentialsError> {
         self.slots
+            .load()
             .get(account)
+            .cloned()
             .ok_or_else(|| CredentialsError::Missing {
                 account: account.to_string(),
             })
@@ -205,15 +242,12 @@ impl TokenSource for TokenManager {
     }
 }
 
-/// Refreshes tokens that expire within `REFRESH_AHEAD`, until the manager is dropped (a
-/// config reload builds a new one).
-async fn refresh_ahead(manager: Weak<TokenManager>) {
+/// Refreshes tokens that expire within `REFRESH_AHEAD`, until `stop` (the server's
+/// shutdown). Run on the server's background tasks with `Refresher::Serve`.
+pub async fn refresh_ahead(manager: Arc<TokenManager>, stop: tokio_util::sync::CancellationToken) {
     loop {
-        let Some(strong) = manager.upgrade() else {
-            return;
-        };
-        let due: Vec<(String, Option<Arc<Token>>)> = strong
-            .slots
+        let slots = manager.slots.load_full();
+        let due: Vec<(String, Option<Arc<Token>>)> = slots
             .iter()
             .filter(|(_, slot)| slot.dead.load().is_none())
             .filter_map(|(account, slot)| {
@@ -225,11 +259,13 @@ async fn refresh_ahead(manager: Weak<TokenManager>) {
             })
             .collect();
         for (account, stale) in due {
-            if let Err(error) = strong.renew(&account, stale).await {
+            if let Err(error) = manager.renew(&account, stale).await {
                 tracing::warn!(%error, account, "background refresh failed");
             }
         }
-        drop(strong);
-        tokio::time::sleep(CHECK_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
     }
 }

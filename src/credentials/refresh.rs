@@ -13,7 +13,7 @@ use super::{AuthMethod, CredentialsError, Index, Store, Token};
 use crate::config::Secret;
 
 /// Where refreshes go; both overridable per provider (`refresh_url`, `idc_refresh_url`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     pub social: String,
     /// `{region}` is replaced by the token's region.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::anthropic::MessagesRequest;
 use crate::config::{Config, RouterConfig, Strategy};
+use crate::credentials::TokenSource;
 use crate::failure::{BlacklistDefaults, Failure, Retry};
 use crate::providers::{self, BuildError};
 
@@ -115,11 +116,13 @@ pub enum NextStep {
 impl Router {
     /// Builds every configured provider once (one upstream per key or account) and a pool
     /// per route. Blacklists are per upstream, shared by every route that uses it.
-    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, BuildError> {
+    pub fn new(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Result<Router, BuildError> {
         let mut upstreams: HashMap<String, Vec<Arc<Upstream>>> = HashMap::new();
-        let context = providers::BuildContext {
-            tokens: token_manager(config)?,
-        };
+        let context = providers::BuildContext { tokens };
         for (name, provider_config) in &config.providers {
             let built = providers::build(name, provider_config, &context)?;
             let list = built
@@ -224,6 +227,22 @@ impl Router {
         }
     }
 
+    /// Keeps what `previous` learned about each target still configured (same label): a
+    /// reload neither forgives a blacklisted target nor forgets a healthy one.
+    pub fn inherit_health(&self, previous: &Router) {
+        let old: HashMap<&str, u64> = previous
+            .by_provider
+            .values()
+            .flat_map(|pool| pool.targets())
+            .map(|t| (t.upstream.label.as_str(), t.upstream.blacklisted_until()))
+            .collect();
+        for target in self.by_provider.values().flat_map(|pool| pool.targets()) {
+            if let Some(&until) = old.get(target.upstream.label.as_str()) {
+                target.upstream.blacklist(until);
+            }
+        }
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
@@ -306,33 +325,6 @@ impl Router {
             .saturating_mul(1 << exponent)
             .min(self.policy.backoff_max.0)
     }
-}
-
-/// One token manager for every CodeWhisperer account this configuration names.
-fn token_manager(config: &Config) -> Result<Arc<dyn crate::credentials::TokenSource>, BuildError> {
-    use crate::config::RefresherKind;
-    use crate::credentials::manager::{Refresher, TokenManager};
-    use crate::credentials::refresh::Endpoints;
-    let mut accounts: Vec<(String, Endpoints)> = Vec::new();
-    for provider in config.providers.values() {
-        for account in provider.accounts() {
-            if !accounts.iter().any(|(a, _)| a == account) {
-                let provider = config.codewhisperer_for(account);
-                accounts.push((account.clone(), Endpoints::for_provider(provider)));
-            }
-        }
-    }
-    let refresher = match config.credentials.refresher {
-        RefresherKind::Serve => Refresher::Serve,
-        RefresherKind::External => Refresher::External,
-    };
-    let store = crate::credentials::open_store(&config.credentials, &config.credentials_dir());
-    let client = crate::http_client::plain().map_err(|e| BuildError::Client {
-        provider: e.owner,
-        detail: e.detail,
-    })?;
-    let manager = TokenManager::start(store, config.data_dir(), accounts, refresher, client);
-    Ok(manager)
 }
 
 fn scenario_for_route(name: &str) -> Scenario {

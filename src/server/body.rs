@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::conn::ConnGuard;
+use super::activity::ConnGuard;
 use crate::anthropic::Usage;
 use crate::anthropic::events::{SseWriter, StreamEvent};
 use crate::anthropic::framing::WholeEvents;

@@ -9,9 +9,9 @@ use futures_util::{Stream, StreamExt};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
-use super::State;
+use super::answer::{set_overhead, upstream_failure};
 use super::body::{PendingRecord, ProxyBody, ResponseBody, Source};
-use super::service::upstream_failure;
+use super::state::State;
 use crate::anthropic::events::{Fold, StreamEvent};
 use crate::anthropic::{MessagesRequest, Usage, UsageScanner};
 use crate::failure::{Class, Failure};
@@ -125,7 +125,7 @@ pub(super) async fn run(
             pending.record.timings.overhead = overhead_before;
             let mut response = upstream_failure(pending, error);
             routed.apply(response.headers_mut());
-            super::service::set_overhead(response.headers_mut(), overhead_before);
+            set_overhead(response.headers_mut(), overhead_before);
             response
         };
         let (next, wait) = match router.failed(&mut plan, current, &error.failure, attempt) {
@@ -350,6 +350,6 @@ fn respond(
         }
     };
     routed.apply(response.headers_mut());
-    super::service::set_overhead(response.headers_mut(), overhead);
+    set_overhead(response.headers_mut(), overhead);
     response
 }

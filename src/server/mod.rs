@@ -2,11 +2,16 @@
 //! shutdown (stop accepting, let responses finish within the grace period, then end the
 //! streams still open with an `error` event, then stop background tasks).
 
+mod activity;
+mod answer;
 mod auth;
 mod body;
 mod conn;
 mod exchange;
 mod service;
+mod state;
+
+use state::State;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::background::Background;
-use crate::config::{Config, Secret};
+use crate::config::{Config, RefresherKind};
+use crate::credentials::manager::{Refresher, TokenManager, accounts_in, refresh_ahead};
 use crate::providers::BuildError;
-use crate::record::{AccessLog, RecordSink, Sinks};
+use crate::record::{AccessLog, RecordSink};
 use crate::routing::{Clock, Router, RouterCell, Sessions, SystemClock};
 
 pub use body::ResponseBody;
@@ -38,22 +44,6 @@ pub enum ServerError {
     Provider(#[from] BuildError),
 }
 
-/// Shared by every connection and request; read-only after start.
-pub(crate) struct State {
-    router: RouterCell,
-    stats: Arc<crate::stats::Stats>,
-    clock: Arc<dyn Clock>,
-    sessions: Arc<Sessions>,
-    client_key: Option<Secret>,
-    body_limit: u64,
-    header_read_timeout: Duration,
-    idle_timeout: Duration,
-    ping_interval: Duration,
-    sinks: Sinks,
-    /// Cancelled when shutdown's grace period ends: open streams end with an `error` event.
-    force_end: CancellationToken,
-}
-
 /// One line with the totals since start, for people reading the log.
 fn log_stats(stats: &crate::stats::Stats) {
     let document = crate::stats::render::document(stats, None);
@@ -69,6 +59,26 @@ fn log_stats(stats: &crate::stats::Stats) {
         credits = totals.credits,
         "stats"
     );
+}
+
+/// The server's one token manager: the store and refresher the config names (a change of
+/// `credentials:` needs a restart).
+fn token_manager(config: &Config) -> Result<Arc<TokenManager>, ServerError> {
+    let store = crate::credentials::open_store(&config.credentials, &config.credentials_dir());
+    let refresher = match config.credentials.refresher {
+        RefresherKind::Serve => Refresher::Serve,
+        RefresherKind::External => Refresher::External,
+    };
+    let client = crate::http_client::plain().map_err(|e| BuildError::Client {
+        provider: e.owner,
+        detail: e.detail,
+    })?;
+    Ok(TokenManager::new(
+        store,
+        config.data_dir(),
+        refresher,
+        client,
+    ))
 }
 
 /// The socket address for a configured host (an IP address or `localhost`, as validated).
@@ -89,9 +99,14 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn apply(&self, config: &Config) -> Result<(), ServerError> {
-        let router = Router::new(config, self.state.clock.clone())?;
-        self.state.router.replace(router);
+    /// Swaps in `config`'s providers and routes. Targets that stay keep their blacklist,
+    /// accounts that stay keep their token and dead flag, sessions keep their targets.
+    pub async fn apply(&self, config: &Config) -> Result<(), ServerError> {
+        let state = &self.state;
+        state.tokens.set_accounts(accounts_in(config)).await;
+        let router = Router::new(config, state.clock.clone(), state.tokens.clone())?;
+        router.inherit_health(&state.router.current());
+        state.router.replace(router);
         Ok(())
     }
 }
@@ -119,7 +134,9 @@ impl Server {
         let clock = options
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
-        let router = RouterCell::new(Router::new(config, clock.clone())?);
+        let tokens = token_manager(config)?;
+        tokens.set_accounts(accounts_in(config)).await;
+        let router = RouterCell::new(Router::new(config, clock.clone(), tokens.clone())?);
         let session_config = config.router.sessions;
         let sessions = Arc::new(Sessions::new(
             session_config.ttl.0,
@@ -127,6 +144,10 @@ impl Server {
             clock.clone(),
         ));
         let background = Background::new();
+        if tokens.refresher() == Refresher::Serve {
+            let refreshed = tokens.clone();
+            background.spawn("token refresh", move |stop| refresh_ahead(refreshed, stop));
+        }
         let sweep_every = session_config.sweep_every.0;
         let swept = sessions.clone();
         background.spawn("session sweep", move |stop| async move {
@@ -162,6 +183,7 @@ impl Server {
         sinks.extend(options.sinks);
         let state = State {
             router,
+            tokens,
             stats,
             clock,
             sessions,

@@ -369,3 +369,70 @@ async fn a_closed_stdout_ends_a_command_quietly() {
     }
     ccr.shutdown().await;
 }
+
+#[tokio::test]
+async fn sighup_keeps_a_blacklisted_target_blacklisted() {
+    let failing = MockUpstream::start(Reply::Sse {
+        body: sse_stream("from a", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    failing.then(Reply::Status {
+        status: 500,
+        headers: vec![],
+        body: r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#.into(),
+    });
+    let healthy = MockUpstream::start(Reply::Sse {
+        body: sse_stream("from b", 1, 1),
+        byte_per_write: false,
+    })
+    .await;
+    let yaml = |model: &str| {
+        format!(
+            "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  a: {{ type: anthropic, base_url: \"{}\" }}\n  b: {{ type: anthropic, base_url: \"{}\" }}\nroutes:\n  default: {{ strategy: priority, targets: [a/{model}, b/{model}] }}\nrouter: {{ backoff: 5ms }}\n",
+            failing.base_url(),
+            healthy.base_url()
+        )
+    };
+    let ccr = CcrProcess::serve(Some(&yaml("m1")), &[]).await;
+    let send = || {
+        client()
+            .post(ccr.url("/v1/messages"))
+            .body(small_request("m", false))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.headers()["x-ccr-provider"], "b", "a failed over to b");
+    first.text().await.unwrap();
+
+    std::fs::write(ccr.config_path(), yaml("m2")).unwrap();
+    ccr.sighup();
+    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+    loop {
+        let response = send().await.unwrap();
+        let (model, provider) = (
+            response.headers()["x-ccr-model"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+            response.headers()["x-ccr-provider"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+        response.text().await.unwrap();
+        if model == "m2" {
+            assert_eq!(provider, "b", "a is still blacklisted after the reload");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload never took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(failing.received().len(), 1, "a was not asked again");
+    ccr.sigterm();
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -19,7 +19,17 @@ use crate::support::{
 fn router(yaml: &str) -> Router {
     let config = Config::parse(yaml, &Source::Embedded, Some(HashMap::new())).unwrap();
     config.validate(&Source::Embedded).unwrap();
-    Router::new(&config, Arc::new(SystemClock::default())).unwrap()
+    Router::new(&config, Arc::new(SystemClock::default()), no_accounts()).unwrap()
+}
+
+/// A token manager with no accounts, for routers whose providers need none.
+fn no_accounts() -> Arc<ccr::credentials::manager::TokenManager> {
+    ccr::credentials::manager::TokenManager::new(
+        Arc::new(ccr::credentials::FileStore::new(&std::env::temp_dir())),
+        std::env::temp_dir(),
+        ccr::credentials::manager::Refresher::External,
+        ccr::http_client::plain().unwrap(),
+    )
 }
 
 fn request(body: serde_json::Value) -> MessagesRequest {
@@ -143,13 +153,7 @@ fn pool(strategy: Strategy, weights: &[u32]) -> Arc<Pool> {
     )
     .unwrap();
     let context = ccr::providers::BuildContext {
-        tokens: ccr::credentials::manager::TokenManager::start(
-            Arc::new(ccr::credentials::FileStore::new(&std::env::temp_dir())),
-            std::env::temp_dir(),
-            Vec::new(),
-            ccr::credentials::manager::Refresher::Serve,
-            ccr::http_client::plain().unwrap(),
-        ),
+        tokens: no_accounts(),
     };
     let provider = ccr::providers::build("a", &config.providers["a"], &context)
         .unwrap()

@@ -598,6 +598,66 @@ mod manager {
         );
         ccr.shutdown().await;
     }
+
+    /// Sends requests until one is routed to `model` (the reloaded config's).
+    async fn until_reloaded(url: &str, model: &str) -> reqwest::Response {
+        let deadline = Instant::now() + crate::support::PATIENCE;
+        loop {
+            let response = crate::support::client()
+                .post(url)
+                .body(body("claude-sonnet-4-5"))
+                .send()
+                .await
+                .unwrap();
+            if response.headers()["x-ccr-model"] == model {
+                return response;
+            }
+            assert!(Instant::now() < deadline, "the reload never took effect");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sighup_keeps_a_dead_account_dead() {
+        // The refresh endpoint accepts no refresh token: the expired account dies at its
+        // first request.
+        let refresh = MockRefresh::start(&[], 3600).await;
+        let upstream = MockUpstream::start(only("aoa-never")).await;
+        let (_c, cli_config) = temp_config("credentials: { store: file }\n");
+        let data = imported(
+            &[("work", "2000-01-01T00:00:00Z")],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        let data_dir = data.path().to_str().unwrap();
+        let yaml = serve_config(&upstream.base_url(), &refresh, &["work"], data_dir);
+        let ccr = crate::support::CcrProcess::serve(Some(&yaml), &["--data-dir", data_dir]).await;
+        let url = ccr.url("/v1/messages");
+        let first = crate::support::client()
+            .post(&url)
+            .body(body("claude-sonnet-4-5"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(first.status(), 401);
+        assert_eq!(refresh.calls(), 1);
+
+        // The same accounts, another model: the reload must not revive the account.
+        let reloaded = yaml.replace("[kiro-work/*]", "[kiro-work/claude-haiku-4-5]");
+        std::fs::write(ccr.config_path(), reloaded).unwrap();
+        ccr.sighup();
+        let after = until_reloaded(&url, "claude-haiku-4-5").await;
+        assert_eq!(after.status(), 401, "still dead");
+        assert_eq!(
+            refresh.calls(),
+            1,
+            "the rejected refresh token is not spent again"
+        );
+        assert_eq!(upstream.received().len(), 0);
+        ccr.sigterm();
+        let (code, stderr) = ccr.wait().await;
+        assert_eq!(code, Some(0), "{stderr}");
+    }
 }
 
 #[tokio::test]
