@@ -1,6 +1,6 @@
 //! The client side of ccr's admin endpoints, for `ccr stats` (and later `ccr replay`).
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::stats::GroupBy;
 use crate::stats::render::Document;
 

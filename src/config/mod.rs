@@ -421,17 +421,7 @@ pub fn host_is_loopback(host: &str) -> Option<bool> {
         .map(|ip| ip.is_loopback())
 }
 
-/// The config file path: `--config`, else `CCR_CONFIG`, else the platform config directory.
-pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "ccr").map(|d| d.config_dir().join("config.yaml"))
-}
-
-/// The data directory: `CCR_DATA_DIR`, else the platform data directory.
-pub fn data_dir(env_override: Option<&Path>) -> Option<PathBuf> {
-    env_override.map(Path::to_path_buf).or_else(|| {
-        directories::ProjectDirs::from("", "", "ccr").map(|d| d.data_dir().to_path_buf())
-    })
-}
+pub use crate::paths::{data_dir, default_path};
 
 /// Loads the configuration. An explicit `path` must exist; the default path falls back to
 /// the embedded default when there is no file.

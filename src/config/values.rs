@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
+pub use crate::secret::Secret;
+
 thread_local! {
     /// Variables visible to interpolation while one config is being deserialized. `None`
     /// reads the process environment; tests set a map so they never mutate the environment.
@@ -120,50 +122,11 @@ impl fmt::Debug for ConfigString {
     }
 }
 
-/// A credential. `Debug` prints a placeholder and there is no `Serialize`, so it cannot end
-/// up in a log line or a stored record by accident.
-#[derive(Clone)]
-pub struct Secret {
-    value: String,
-    /// Written into the file as a literal rather than as a `${VAR}` reference.
-    literal: bool,
-}
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret {
-            value: value.into(),
-            literal: false,
-        }
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.value
-    }
-
-    pub fn is_literal(&self) -> bool {
-        self.literal
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.value.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         from_str_scalar(deserializer, "a string or a `${VAR}` reference", |raw| {
             let (value, referenced) = interpolate(raw)?;
-            Ok(Secret {
-                value,
-                literal: !referenced && !raw.is_empty(),
-            })
+            Ok(Secret::from_config(value, !referenced && !raw.is_empty()))
         })
     }
 }

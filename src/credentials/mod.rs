@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub use index::{AccountEntry, Index};
 pub use store::{FileStore, KeyringStore, Store};

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AuthMethod, CredentialsError, Index, Store, Token};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Where refreshes go; both overridable per provider (`refresh_url`, `idc_refresh_url`).
 #[derive(Debug, Clone, PartialEq, Eq)]

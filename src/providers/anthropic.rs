@@ -13,8 +13,9 @@ use super::{
 };
 use crate::anthropic::ApiError;
 use crate::anthropic::UsageScanner;
-use crate::config::{AnthropicConfig, Secret};
+use crate::config::AnthropicConfig;
 use crate::failure::Failure;
+use crate::secret::Secret;
 
 pub struct AnthropicProvider {
     name: String,

@@ -3,7 +3,7 @@
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// True when the request carries the expected key as `x-api-key` or `Authorization: Bearer`.
 /// The comparison takes the same time wherever the keys differ.

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
 use crate::credentials::manager::TokenManager;
 use crate::record::Sinks;
 use crate::routing::{Clock, RouterCell, Sessions};
+use crate::secret::Secret;
 
 /// Shared by every connection and request; read-only after start.
 pub(crate) struct State {
