@@ -11,6 +11,11 @@
 /// keeping: enough for `data: {"type":"message_delta"`.
 pub const PEEK: usize = 64;
 
+/// The longest line gathered: a real chunk is a few KB; a longer line (or one that never
+/// ends) is dropped and reported through [`SseHandler::oversized`], so an upstream cannot make
+/// ccr hold an unbounded line.
+pub const MAX_LINE: usize = 1 << 20;
+
 /// One line of an SSE body, in the fields ccr reads. Comments (`: keep-alive`), `id:`,
 /// `retry:` and lines without a colon carry nothing ccr needs and are never handed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +37,9 @@ pub trait SseHandler {
     }
 
     fn line(&mut self, line: SseLine<'_>);
+
+    /// A kept line grew past [`MAX_LINE`] before its end; the rest of it is skipped.
+    fn oversized(&mut self) {}
 
     /// True once the handler wants no more lines (its response has ended).
     fn is_done(&self) -> bool {
@@ -109,6 +117,11 @@ impl SseReader {
     fn gather(&mut self, bytes: &[u8], handler: &mut impl SseHandler) {
         match self.cut {
             Cut::Skipping => {}
+            Cut::Keeping if self.partial.len() + bytes.len() > MAX_LINE => {
+                self.partial.clear();
+                self.cut = Cut::Skipping;
+                handler.oversized();
+            }
             Cut::Keeping => self.partial.extend_from_slice(bytes),
             Cut::Peeking => {
                 let peeked = bytes.len().min(PEEK.saturating_sub(self.partial.len()));

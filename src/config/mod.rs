@@ -241,6 +241,16 @@ pub struct ServerConfig {
     pub shutdown_grace: Seconds,
     /// A converted stream sends a `ping` event after this long without upstream events.
     pub ping_interval: Seconds,
+    /// Time a client has to send a request's body once its headers arrived (408 after).
+    pub body_read_timeout: Seconds,
+    /// Open client connections at most; beyond it new ones wait to be accepted.
+    pub max_connections: usize,
+    /// Web origins (`https://app.example`) whose pages may call ccr; any other `Origin`
+    /// but the server's own is refused.
+    pub allowed_origins: Vec<String>,
+    /// `Host` values accepted beside loopback names and `server.host` while no client key is
+    /// set (a defence against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -254,6 +264,10 @@ impl Default for ServerConfig {
             idle_timeout: Seconds(Duration::from_secs(300)),
             shutdown_grace: Seconds(Duration::from_secs(30)),
             ping_interval: Seconds(Duration::from_secs(15)),
+            body_read_timeout: Seconds(Duration::from_secs(60)),
+            max_connections: 4096,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -374,6 +388,12 @@ impl Config {
         if self.server.ping_interval.0.is_zero() {
             return Err(invalid(
                 "server.ping_interval".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections".into(),
                 "must be greater than 0".into(),
             ));
         }

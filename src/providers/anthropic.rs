@@ -129,6 +129,7 @@ impl AnthropicProvider {
                 status,
                 headers,
                 body,
+                ..
             } => {
                 let headers = passed_back(&headers);
                 let content_type = headers

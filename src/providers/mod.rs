@@ -7,8 +7,9 @@ pub mod codewhisperer;
 pub mod openai;
 mod transport;
 
-pub(crate) use transport::{Answered, Transport};
+pub(crate) use transport::{Answered, EventTiming, Transport};
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -320,13 +321,25 @@ pub trait WireConverter: Send + Unpin + 'static {
     fn is_done(&self) -> bool;
 }
 
-/// Upstream bytes in, Anthropic events out, as they arrive.
-pub(crate) fn converted_events(bytes: BodyStream, converter: impl WireConverter) -> EventStream {
+/// Upstream bytes in, Anthropic events out, as they arrive, each event in time: a trickle
+/// of bytes that carries no event does not keep the stream alive.
+pub(crate) fn converted_events(
+    bytes: BodyStream,
+    converter: impl WireConverter,
+    timing: EventTiming,
+) -> EventStream {
     Box::pin(ConvertedEvents {
         bytes,
         converter,
         ready: std::collections::VecDeque::new(),
         scratch: Vec::new(),
+        deadline: Box::pin(tokio::time::sleep_until(timing.first_deadline.into())),
+        first_wait: timing
+            .first_deadline
+            .saturating_duration_since(std::time::Instant::now()),
+        started: false,
+        timed_out: false,
+        timing,
     })
 }
 
@@ -335,6 +348,29 @@ struct ConvertedEvents<C> {
     converter: C,
     ready: std::collections::VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
+    /// When the next event must have come.
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    first_wait: Duration,
+    started: bool,
+    timed_out: bool,
+    timing: EventTiming,
+}
+
+impl<C: WireConverter> ConvertedEvents<C> {
+    fn event_arrived(&mut self) {
+        self.started = true;
+        let next = tokio::time::Instant::now() + self.timing.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    fn timeout(&mut self) -> ProviderError {
+        self.timed_out = true;
+        let (what, after) = match self.started {
+            true => ("send its next event", self.timing.idle),
+            false => ("send its first event", self.first_wait),
+        };
+        transport::timeout_error(&self.timing.label, &self.timing.url, what, after)
+    }
 }
 
 impl<C: WireConverter> Stream for ConvertedEvents<C> {
@@ -345,20 +381,26 @@ impl<C: WireConverter> Stream for ConvertedEvents<C> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
-        // Every field is Unpin (boxed stream, plain data).
+        // Every field is Unpin (boxed stream and timer, plain data).
         let this = Pin::into_inner(self);
         loop {
             if let Some(event) = this.ready.pop_front() {
+                this.event_arrived();
                 return Poll::Ready(Some(Ok(event)));
             }
-            if this.converter.is_done() {
+            if this.converter.is_done() || this.timed_out {
                 return Poll::Ready(None);
             }
             match this.bytes.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => this.converter.feed(&chunk, &mut this.scratch),
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
                 Poll::Ready(None) => this.converter.finish(&mut this.scratch),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(this.timeout())));
+                    }
+                    return Poll::Pending;
+                }
             }
             this.ready.extend(this.scratch.drain(..));
         }

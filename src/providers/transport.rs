@@ -28,6 +28,8 @@ pub(crate) enum Answered {
         status: StatusCode,
         headers: HeaderMap,
         body: BodyStream,
+        /// The same bounds for a converter's events (bytes that carry no event do not count).
+        timing: EventTiming,
     },
     /// An error status and (up to [`ERROR_BODY_LIMIT`] of) its body.
     Refused {
@@ -35,6 +37,16 @@ pub(crate) enum Answered {
         headers: HeaderMap,
         body: Bytes,
     },
+}
+
+/// When a converted stream's events must come: the first by the first-byte deadline, then
+/// each within `idle` of the one before.
+#[derive(Clone)]
+pub(crate) struct EventTiming {
+    pub first_deadline: Instant,
+    pub idle: Duration,
+    pub label: String,
+    pub url: url::Url,
 }
 
 /// One upstream endpoint: its client, URL and timeouts.
@@ -89,10 +101,17 @@ impl Transport {
                 first_byte_deadline,
                 self.timeouts.idle.0,
             );
+            let timing = EventTiming {
+                first_deadline: first_byte_deadline,
+                idle: self.timeouts.idle.0,
+                label: label.to_string(),
+                url: self.url.clone(),
+            };
             return Ok(Answered::Success {
                 status,
                 headers,
                 body,
+                timing,
             });
         }
         let deadline = first_byte_deadline.min(Instant::now() + ERROR_BODY_DEADLINE);

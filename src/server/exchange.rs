@@ -150,14 +150,24 @@ pub(super) async fn run(
 /// The session a request belongs to: `metadata.user_id`'s session id, else Claude Code's
 /// `X-Claude-Code-Session-Id` header.
 fn session_key(request: &MessagesRequest, headers: &HeaderMap) -> Option<String> {
-    request.facts().session.clone().or_else(|| {
+    let from_header = || {
         headers
             .get("x-claude-code-session-id")
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
             .map(str::to_string)
-    })
+    };
+    // Claude Code's session ids are UUIDs; anything much longer is not kept.
+    request
+        .facts()
+        .session
+        .clone()
+        .or_else(from_header)
+        .filter(|id| id.len() <= MAX_SESSION_ID)
 }
+
+/// The longest session id remembered.
+const MAX_SESSION_ID: usize = 128;
 
 impl Started {
     fn status(&self) -> StatusCode {

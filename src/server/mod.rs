@@ -6,6 +6,7 @@ mod activity;
 mod answer;
 mod auth;
 mod body;
+mod browser;
 mod conn;
 mod exchange;
 mod service;
@@ -125,6 +126,8 @@ pub struct Server {
     state: Arc<State>,
     shutdown_grace: Duration,
     background: Background,
+    /// One permit per open client connection (`server.max_connections`).
+    connection_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
@@ -189,6 +192,13 @@ impl Server {
             sessions,
             client_key: config.server.client_key().cloned(),
             body_limit: config.server.body_limit,
+            body_read_timeout: config.server.body_read_timeout.0,
+            browser: browser::BrowserPolicy {
+                allowed_origins: config.server.allowed_origins.clone(),
+                allowed_hosts: config.server.allowed_hosts.clone(),
+                configured_host: config.server.host.0.clone(),
+                keyed: config.server.client_key().is_some(),
+            },
             header_read_timeout: config.server.header_read_timeout.0,
             idle_timeout: config.server.idle_timeout.0,
             ping_interval: config.server.ping_interval.0,
@@ -199,6 +209,7 @@ impl Server {
             listener,
             state: Arc::new(state),
             shutdown_grace: config.server.shutdown_grace.0,
+            connection_slots: Arc::new(tokio::sync::Semaphore::new(config.server.max_connections)),
             background,
         })
     }
@@ -227,12 +238,24 @@ impl Server {
         let stop = CancellationToken::new();
         tokio::pin!(shutdown);
         loop {
+            // At the cap, new connections wait in the listen backlog until one closes.
+            let slot = tokio::select! {
+                _ = &mut shutdown => break,
+                slot = self.connection_slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         let _ = stream.set_nodelay(true);
-                        connections.spawn(conn::serve(stream, self.state.clone(), stop.clone()));
+                        let served = conn::serve(stream, self.state.clone(), stop.clone());
+                        connections.spawn(async move {
+                            served.await;
+                            drop(slot);
+                        });
                     }
                     Err(error) => {
                         // Out of file descriptors and the like: back off instead of spinning.

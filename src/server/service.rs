@@ -22,6 +22,13 @@ use crate::failure::{Class, Failure};
 use crate::record::{Outcome, RequestRecord, Timings};
 use crate::stats::GroupBy;
 
+/// The longest model name accepted: real ones are under 100 bytes, and the name is echoed
+/// in headers, logs and stats labels.
+const MAX_MODEL_NAME: usize = 256;
+
+/// Headers a request may carry (Claude Code sends about 20).
+pub(crate) const MAX_HEADERS: usize = 200;
+
 /// The response header naming ccr's id for the request (also in its log lines).
 pub const REQUEST_ID_HEADER: &str = "x-ccr-request-id";
 
@@ -49,6 +56,21 @@ pub(crate) async fn handle(
 async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
     let path = request.uri().path();
     let method = request.method();
+    if request.headers().len() > MAX_HEADERS {
+        return error_response(
+            &ApiError::new(
+                ErrorType::InvalidRequest,
+                format!(
+                    "the request has {} headers; ccr reads at most {MAX_HEADERS}",
+                    request.headers().len()
+                ),
+            )
+            .with_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        );
+    }
+    if let Some(refusal) = state.browser.refusal(method, request.headers()) {
+        return error_response(&refusal);
+    }
     let guarded = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/metrics";
     if guarded && !client_is_authorized(state, request.headers()) {
         return error_response(&ApiError::new(
@@ -158,7 +180,18 @@ async fn admit(state: &State, request: Request<Incoming>) -> Result<(HeaderMap, 
     }
     let (parts, body) = request.into_parts();
     let limit = usize::try_from(state.body_limit).unwrap_or(usize::MAX);
-    let collected = Limited::new(body, limit).collect().await.map_err(|error| {
+    let read = tokio::time::timeout(state.body_read_timeout, Limited::new(body, limit).collect());
+    let too_slow = || {
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            format!(
+                "the request body did not arrive within {:?} (`server.body_read_timeout`)",
+                state.body_read_timeout
+            ),
+        )
+        .with_status(StatusCode::REQUEST_TIMEOUT)
+    };
+    let collected = read.await.map_err(|_| too_slow())?.map_err(|error| {
         if error.is::<http_body_util::LengthLimitError>() {
             too_large()
         } else {
@@ -212,6 +245,19 @@ async fn messages(
             );
         }
     };
+    if parsed.model().len() > MAX_MODEL_NAME {
+        return fail(
+            pending,
+            &ApiError::new(
+                ErrorType::InvalidRequest,
+                format!(
+                    "`model` is {} bytes long; ccr accepts model names up to {MAX_MODEL_NAME} bytes",
+                    parsed.model().len()
+                ),
+            ),
+            Failure::client(Class::ClientError),
+        );
+    }
     pending.record.model = Some(parsed.model().to_string());
     pending.record.streaming = parsed.stream();
 

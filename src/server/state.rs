@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::browser::BrowserPolicy;
 use crate::credentials::manager::TokenManager;
 use crate::record::Sinks;
 use crate::routing::{Clock, RouterCell, Sessions};
@@ -20,6 +21,8 @@ pub(crate) struct State {
     pub(super) sessions: Arc<Sessions>,
     pub(super) client_key: Option<Secret>,
     pub(super) body_limit: u64,
+    pub(super) body_read_timeout: Duration,
+    pub(super) browser: BrowserPolicy,
     pub(super) header_read_timeout: Duration,
     pub(super) idle_timeout: Duration,
     pub(super) ping_interval: Duration,

@@ -226,13 +226,23 @@ impl Row {
 
 pub struct Stats {
     rows: DashMap<RowKey, Arc<Row>>,
+    /// Model names seen, up to [`MAX_MODEL_LABELS`]; later new names count as `other`, so a
+    /// client choosing names (through a `provider/*` route) cannot grow stats and metrics.
+    models: DashMap<String, ()>,
     started: Instant,
 }
+
+/// Distinct model labels kept in stats and metrics.
+pub const MAX_MODEL_LABELS: usize = 100;
+
+/// The label models beyond [`MAX_MODEL_LABELS`] are counted under.
+pub const OTHER_MODEL: &str = "other";
 
 impl Default for Stats {
     fn default() -> Self {
         Stats {
             rows: DashMap::new(),
+            models: DashMap::new(),
             started: Instant::now(),
         }
     }
@@ -273,15 +283,28 @@ impl Stats {
         self.rows.entry(key).or_default().clone()
     }
 
+    /// `model`, or `other` once [`MAX_MODEL_LABELS`] distinct names have been seen.
+    fn model_label(&self, model: String) -> String {
+        if self.models.contains_key(&model) {
+            return model;
+        }
+        if self.models.len() >= MAX_MODEL_LABELS {
+            return OTHER_MODEL.to_string();
+        }
+        self.models.insert(model.clone(), ());
+        model
+    }
+
     pub fn observe(&self, record: &RequestRecord) {
         let last = record.attempts.last();
+        let model = last.map_or_else(
+            || record.model.clone().unwrap_or_else(|| "-".into()),
+            |a| a.model.clone(),
+        );
         let key = RowKey {
             provider: last.map_or("-", |a| a.provider.as_str()).to_string(),
             target: last.map_or("-", |a| a.target.as_str()).to_string(),
-            model: last.map_or_else(
-                || record.model.clone().unwrap_or_else(|| "-".into()),
-                |a| a.model.clone(),
-            ),
+            model: self.model_label(model),
             scenario: record.scenario.unwrap_or("-").to_string(),
         };
         let row = self.row(key);

@@ -194,12 +194,12 @@ async fn slow_headers_and_idle_connections_are_closed() {
     let addr = ccr.addr;
     let (slow, idle) = tokio::task::spawn_blocking(move || {
         let mut slow = std::net::TcpStream::connect(addr).unwrap();
-        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .unwrap();
         let slow = read_until_closed(slow);
 
         let mut idle = std::net::TcpStream::connect(addr).unwrap();
-        idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .unwrap();
         let idle = read_until_closed(idle);
         (slow, idle)

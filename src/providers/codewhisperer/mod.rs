@@ -161,7 +161,12 @@ impl CodeWhispererProvider {
             .body(upstream_body);
         let label = self.label();
         match self.transport.send(&label, request).await? {
-            Answered::Success { headers, body, .. } => {
+            Answered::Success {
+                headers,
+                body,
+                timing,
+                ..
+            } => {
                 let converter = stream::Converter::new(
                     &label,
                     call.request.model(),
@@ -170,7 +175,7 @@ impl CodeWhispererProvider {
                 Ok(Reply {
                     status: StatusCode::OK,
                     headers: super::rate_limit_headers(&headers),
-                    body: ReplyBody::Events(super::converted_events(body, converter)),
+                    body: ReplyBody::Events(super::converted_events(body, converter, timing)),
                 })
             }
             Answered::Refused {

@@ -80,6 +80,7 @@ impl OpenAiProvider {
                 status,
                 headers,
                 body,
+                timing,
             } => {
                 let converter = stream::Converter::new(
                     &self.name,
@@ -89,7 +90,7 @@ impl OpenAiProvider {
                 Ok(Reply {
                     status,
                     headers: super::rate_limit_headers(&headers),
-                    body: ReplyBody::Events(super::converted_events(body, converter)),
+                    body: ReplyBody::Events(super::converted_events(body, converter, timing)),
                 })
             }
             Answered::Refused {

@@ -151,6 +151,16 @@ impl SseHandler for Reading<'_> {
     fn is_done(&self) -> bool {
         self.chunks.stream.is_done()
     }
+
+    fn oversized(&mut self) {
+        let message = format!(
+            "{} sent a stream line over {} bytes",
+            self.chunks.stream.provider(),
+            crate::anthropic::sse::MAX_LINE
+        );
+        self.chunks
+            .fail(message, Failure::upstream(Class::BadResponse), self.out);
+    }
 }
 
 impl Chunks {
