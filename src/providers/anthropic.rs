@@ -67,7 +67,12 @@ impl AnthropicProvider {
         url.set_path(&path);
         Ok(AnthropicProvider {
             name: name.to_string(),
-            transport: Transport::new(name, url, config.timeouts)?,
+            transport: Transport::new(
+                name,
+                url,
+                config.timeouts,
+                config.key().into_iter().cloned().collect(),
+            )?,
             key: config.key().cloned(),
             drop_beta_flags: config.drop_beta_flags.clone(),
         })

@@ -13,6 +13,7 @@ use super::{BodyStream, BuildError, ProviderError};
 use crate::anthropic::{ApiError, ErrorType};
 use crate::config::UpstreamTimeouts;
 use crate::failure::{Class, Failure};
+use crate::secret::Secret;
 
 /// The most of an upstream error body ccr reads: enough for any real error message, and a
 /// bound on what a broken upstream can make ccr hold.
@@ -54,6 +55,8 @@ pub(crate) struct Transport {
     client: reqwest::Client,
     url: url::Url,
     timeouts: UpstreamTimeouts,
+    /// ccr's own credentials for this upstream, cut out of any error body that echoes them.
+    secrets: Vec<Secret>,
 }
 
 impl Transport {
@@ -61,8 +64,10 @@ impl Transport {
         provider: &str,
         url: url::Url,
         timeouts: UpstreamTimeouts,
+        secrets: Vec<Secret>,
     ) -> Result<Self, BuildError> {
         Ok(Transport {
+            secrets,
             client: crate::http_client::pooled(provider, timeouts.connect.0).map_err(|e| {
                 BuildError::Client {
                     provider: provider.to_string(),
@@ -85,6 +90,17 @@ impl Transport {
         &self,
         label: &str,
         request: reqwest::RequestBuilder,
+    ) -> Result<Answered, ProviderError> {
+        self.send_with_secret(label, request, None).await
+    }
+
+    /// [`Transport::send`] with one more credential to cut out of error bodies (a
+    /// CodeWhisperer access token of the moment).
+    pub async fn send_with_secret(
+        &self,
+        label: &str,
+        request: reqwest::RequestBuilder,
+        also: Option<&Secret>,
     ) -> Result<Answered, ProviderError> {
         let first_byte_deadline = Instant::now() + self.timeouts.first_byte.0;
         let response = tokio::time::timeout_at(first_byte_deadline.into(), request.send())
@@ -115,13 +131,50 @@ impl Transport {
             });
         }
         let deadline = first_byte_deadline.min(Instant::now() + ERROR_BODY_DEADLINE);
-        let body = capped_body(response, deadline).await;
+        let secrets = self.secrets.iter().chain(also);
+        let body = redacted(capped_body(response, deadline).await, secrets);
         Ok(Answered::Refused {
             status,
             headers,
             body,
         })
     }
+}
+
+/// A URL as messages show it: without a query string or user info, where a key could be.
+fn shown(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// `body` with every credential of `secrets` replaced: some upstreams echo the key they were
+/// given, and the body goes on to the client, the log and the record.
+fn redacted<'a>(body: Bytes, secrets: impl Iterator<Item = &'a Secret>) -> Bytes {
+    let mut text: Option<Vec<u8>> = None;
+    for secret in secrets {
+        let needle = secret.expose().as_bytes();
+        // A short value would match ordinary text; real keys are long.
+        if needle.len() < 8 {
+            continue;
+        }
+        let current = text.as_deref().unwrap_or(&body);
+        if memchr::memmem::find(current, needle).is_none() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(current.len());
+        let mut rest = current;
+        while let Some(at) = memchr::memmem::find(rest, needle) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(b"[redacted]");
+            rest = &rest[at + needle.len()..];
+        }
+        out.extend_from_slice(rest);
+        text = Some(out);
+    }
+    text.map_or(body, Bytes::from)
 }
 
 /// Reads at most [`ERROR_BODY_LIMIT`] bytes of a body, until `deadline`; what arrived by
@@ -155,8 +208,10 @@ fn request_error(
     let error = ApiError::new(
         ErrorType::Api,
         format!(
-            "cannot reach {provider} at {url}: {}: check the provider's base_url and that it is up",
-            error_chain(&error)
+            "cannot reach {provider} at {}: {}: check the provider's base_url and that it is up",
+            shown(url),
+            // reqwest names the URL in its message; the shown one above is enough.
+            error_chain(&error.without_url())
         ),
     )
     .with_status(StatusCode::BAD_GATEWAY);
@@ -176,7 +231,10 @@ pub(super) fn timeout_error(
 ) -> ProviderError {
     let error = ApiError::new(
         ErrorType::Api,
-        format!("{provider} at {url} did not {what} within {after:?}"),
+        format!(
+            "{provider} at {} did not {what} within {after:?}",
+            shown(url)
+        ),
     )
     .with_status(StatusCode::GATEWAY_TIMEOUT);
     ProviderError::api(

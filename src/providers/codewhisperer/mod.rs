@@ -80,7 +80,7 @@ impl CodeWhispererProvider {
         Ok(CodeWhispererProvider {
             name: name.to_string(),
             account,
-            transport: Transport::new(name, url, config.timeouts)?,
+            transport: Transport::new(name, url, config.timeouts, Vec::new())?,
             model_ids,
             tokens,
         })
@@ -160,7 +160,11 @@ impl CodeWhispererProvider {
             .header("amz-sdk-invocation-id", conversation_id.as_str())
             .body(upstream_body);
         let label = self.label();
-        match self.transport.send(&label, request).await? {
+        match self
+            .transport
+            .send_with_secret(&label, request, Some(&token.access_token))
+            .await?
+        {
             Answered::Success {
                 headers,
                 body,

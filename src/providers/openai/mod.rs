@@ -57,7 +57,12 @@ impl OpenAiProvider {
         }
         Ok(OpenAiProvider {
             name: name.to_string(),
-            transport: Transport::new(name, url, config.timeouts)?,
+            transport: Transport::new(
+                name,
+                url,
+                config.timeouts,
+                config.key().into_iter().cloned().collect(),
+            )?,
             headers,
             config: config.clone(),
         })
