@@ -289,9 +289,15 @@ fn to_wire(event: &StreamEvent) -> WireEvent<'_> {
     }
 }
 
+/// The most text, thinking and tool input a folded message holds; beyond it the fold fails
+/// (a 502) instead of growing ccr's memory with one response.
+pub const MAX_FOLD: usize = 32 << 20;
+
 /// Builds a non-streaming `message` from a stream of events.
 #[derive(Default)]
 pub struct Fold {
+    /// Bytes of content gathered so far.
+    size: usize,
     id: String,
     model: String,
     usage: Usage,
@@ -338,23 +344,15 @@ impl Fold {
                     json: String::new(),
                 },
             }),
-            StreamEvent::Delta { delta, .. } => match (self.blocks.last_mut(), delta) {
-                (Some(FoldBlock::Text(text)), Delta::Text(more)) => text.push_str(&more),
-                (Some(FoldBlock::Thinking { thinking, .. }), Delta::Thinking(more)) => {
-                    thinking.push_str(&more)
-                }
-                (Some(FoldBlock::Thinking { signature, .. }), Delta::Signature(more)) => {
-                    signature.push_str(&more)
-                }
-                (Some(FoldBlock::ToolUse { json, .. }), Delta::InputJson(more)) => {
-                    json.push_str(&more)
-                }
-                (_, delta) => {
+            StreamEvent::Delta { delta, .. } => {
+                self.size += delta_len(&delta);
+                if self.size > MAX_FOLD {
                     return Err(bad_response(format!(
-                        "upstream stream out of order: {delta:?} does not fit the open block"
+                        "the upstream's answer is over {MAX_FOLD} bytes: ask for it streamed"
                     )));
                 }
-            },
+                self.push_delta(delta)?;
+            }
             StreamEvent::MessageDelta { stop_reason, usage } => {
                 self.stop_reason = Some(stop_reason);
                 self.usage = usage;
@@ -364,6 +362,26 @@ impl Fold {
                 self.credits = Some(self.credits.unwrap_or(0.0) + credits)
             }
             StreamEvent::BlockStop { .. } | StreamEvent::MessageStop | StreamEvent::Ping => {}
+        }
+        Ok(())
+    }
+
+    /// Adds a delta to the open block.
+    fn push_delta(&mut self, delta: Delta) -> Result<(), Failed> {
+        match (self.blocks.last_mut(), delta) {
+            (Some(FoldBlock::Text(text)), Delta::Text(more)) => text.push_str(&more),
+            (Some(FoldBlock::Thinking { thinking, .. }), Delta::Thinking(more)) => {
+                thinking.push_str(&more)
+            }
+            (Some(FoldBlock::Thinking { signature, .. }), Delta::Signature(more)) => {
+                signature.push_str(&more)
+            }
+            (Some(FoldBlock::ToolUse { json, .. }), Delta::InputJson(more)) => json.push_str(&more),
+            (_, delta) => {
+                return Err(bad_response(format!(
+                    "upstream stream out of order: {delta:?} does not fit the open block"
+                )));
+            }
         }
         Ok(())
     }
@@ -384,7 +402,8 @@ impl Fold {
             error: ApiError::new(
                 ErrorType::Api,
                 format!("the upstream's response ended without {what}"),
-            ),
+            )
+            .with_status(http::StatusCode::BAD_GATEWAY),
             failure: Failure::upstream(Class::StreamCut),
         };
         if !self.started {
@@ -442,10 +461,17 @@ impl Fold {
     }
 }
 
+/// The content bytes a delta adds to a folded message.
+fn delta_len(delta: &Delta) -> usize {
+    match delta {
+        Delta::Text(t) | Delta::Thinking(t) | Delta::Signature(t) | Delta::InputJson(t) => t.len(),
+    }
+}
+
 /// An upstream answer that broke the stream grammar.
 fn bad_response(message: String) -> Failed {
     Failed {
-        error: ApiError::new(ErrorType::Api, message),
+        error: ApiError::new(ErrorType::Api, message).with_status(http::StatusCode::BAD_GATEWAY),
         failure: Failure::upstream(Class::BadResponse),
     }
 }

@@ -5,6 +5,10 @@
 
 use bytes::{Bytes, BytesMut};
 
+/// The largest event held back: a real event is a few KB; past this the upstream is not
+/// speaking SSE and the stream ends with an error instead of growing ccr's memory.
+pub const MAX_EVENT: usize = 4 << 20;
+
 #[derive(Debug, Default)]
 pub struct WholeEvents {
     held: BytesMut,
@@ -32,6 +36,11 @@ impl WholeEvents {
     /// What is held when the stream ends: an unfinished event, forwarded as it came.
     pub fn take_rest(&mut self) -> Option<Bytes> {
         (!self.held.is_empty()).then(|| self.held.split().freeze())
+    }
+
+    /// Whether the unfinished event held back has grown past [`MAX_EVENT`].
+    pub fn holds_too_much(&self) -> bool {
+        self.held.len() > MAX_EVENT
     }
 
     /// Drops a half event after a failure.

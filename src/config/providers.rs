@@ -117,6 +117,9 @@ pub struct UpstreamTimeouts {
     pub first_byte: Seconds,
     /// Between two chunks of a response body.
     pub idle: Seconds,
+    /// The whole response, from sending to its last byte; none by default (an agent's
+    /// answer can stream for many minutes).
+    pub total: Option<Seconds>,
 }
 
 impl Default for UpstreamTimeouts {
@@ -125,6 +128,7 @@ impl Default for UpstreamTimeouts {
             connect: Seconds(Duration::from_secs(10)),
             first_byte: Seconds(Duration::from_secs(300)),
             idle: Seconds(Duration::from_secs(300)),
+            total: None,
         }
     }
 }

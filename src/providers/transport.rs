@@ -102,7 +102,13 @@ impl Transport {
         request: reqwest::RequestBuilder,
         also: Option<&Secret>,
     ) -> Result<Answered, ProviderError> {
-        let first_byte_deadline = Instant::now() + self.timeouts.first_byte.0;
+        let sent_at = Instant::now();
+        let end = self
+            .timeouts
+            .total
+            .map(|total| (sent_at + total.0, total.0));
+        let first_byte_deadline =
+            (sent_at + self.timeouts.first_byte.0).min(end.map_or(far_future(), |(at, _)| at));
         let response = tokio::time::timeout_at(first_byte_deadline.into(), request.send())
             .await
             .map_err(|_| timeout_error(label, &self.url, "answer", self.timeouts.first_byte.0))?
@@ -116,6 +122,7 @@ impl Transport {
                 &self.url,
                 first_byte_deadline,
                 self.timeouts.idle.0,
+                end,
             );
             let timing = EventTiming {
                 first_deadline: first_byte_deadline,
@@ -139,6 +146,11 @@ impl Transport {
             body,
         })
     }
+}
+
+/// A deadline later than any response lasts.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// A URL as messages show it: without a query string or user info, where a key could be.
@@ -267,6 +279,7 @@ fn response_body(
     url: &url::Url,
     first_byte_deadline: std::time::Instant,
     idle: Duration,
+    end: Option<(Instant, Duration)>,
 ) -> BodyStream {
     let name = provider.to_string();
     let stream: BodyStream = Box::pin(futures_util::TryStreamExt::map_err(
@@ -275,7 +288,7 @@ fn response_body(
             ProviderError::broken(&name, &error_chain(&e), Failure::upstream(Class::StreamCut))
         },
     ));
-    timed_body(stream, provider, url, first_byte_deadline, idle)
+    timed_body(stream, provider, url, first_byte_deadline, idle, end)
 }
 
 /// Bounds an upstream body in time: its first bytes must arrive by `first_byte_deadline`,
@@ -286,8 +299,10 @@ fn timed_body(
     url: &url::Url,
     first_byte_deadline: std::time::Instant,
     idle: Duration,
+    end: Option<(Instant, Duration)>,
 ) -> BodyStream {
     Box::pin(TimedBody {
+        end,
         inner,
         timer: Box::pin(tokio::time::sleep_until(first_byte_deadline.into())),
         first_byte_wait: first_byte_deadline.saturating_duration_since(std::time::Instant::now()),
@@ -300,6 +315,8 @@ fn timed_body(
 }
 
 struct TimedBody {
+    /// `timeouts.total`: when the whole response must be over, and that duration.
+    end: Option<(Instant, Duration)>,
     inner: BodyStream,
     timer: Pin<Box<tokio::time::Sleep>>,
     first_byte_wait: Duration,
@@ -324,8 +341,9 @@ impl Stream for TimedBody {
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.started = true;
-                let next = tokio::time::Instant::now() + self.idle;
-                self.timer.as_mut().reset(next);
+                let next = Instant::now() + self.idle;
+                let next = self.end.map_or(next, |(end, _)| end.min(next));
+                self.timer.as_mut().reset(next.into());
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(other) => {
@@ -335,10 +353,12 @@ impl Stream for TimedBody {
             Poll::Pending => match self.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     self.done = true;
-                    let (what, after) = if self.started {
-                        ("send more of its response", self.idle)
-                    } else {
-                        ("start its response", self.first_byte_wait)
+                    let (what, after) = match self.end {
+                        Some((end, total)) if Instant::now() >= end => {
+                            ("finish its response", total)
+                        }
+                        _ if self.started => ("send more of its response", self.idle),
+                        _ => ("start its response", self.first_byte_wait),
                     };
                     Poll::Ready(Some(Err(timeout_error(
                         &self.provider,

@@ -354,8 +354,27 @@ fn poll_bytes(
                 if let Some(events) = framer.push(chunk) {
                     return Poll::Ready(Step::Data(events));
                 }
+                if framer.holds_too_much() {
+                    framer.discard();
+                    return Poll::Ready(Step::Failed(oversized_event()));
+                }
             }
         }
+    }
+}
+
+/// An upstream event that outgrew [`crate::anthropic::framing::MAX_EVENT`].
+fn oversized_event() -> Failed {
+    Failed {
+        error: crate::anthropic::ApiError::new(
+            crate::anthropic::ErrorType::Api,
+            format!(
+                "the upstream sent an SSE event over {} bytes",
+                crate::anthropic::framing::MAX_EVENT
+            ),
+        )
+        .with_status(http::StatusCode::BAD_GATEWAY),
+        failure: Failure::after_start(Class::BadResponse),
     }
 }
 

@@ -452,3 +452,95 @@ async fn errors_never_repeat_a_key_or_a_url_query() {
     assert!(!message.contains("query-secret"), "{message}");
     ccr.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_upstream_events_and_folds_end_in_errors() {
+    // The pass-through holds back at most one event's worth of an unfinished event.
+    let start = sse_stream("x", 1, 1);
+    let first = &start[..start.find("event: content_block_delta").unwrap()];
+    let endless = format!(
+        "{first}event: content_block_delta\ndata: {}",
+        "y".repeat(5 << 20)
+    );
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: endless,
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&with_router(
+        &config_yaml(&upstream.base_url(), "up/*", "", ""),
+        "max_attempts: 1",
+    ))
+    .await;
+    let text = messages_request(&ccr, small_request("m", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("event: error") && text.contains("SSE event over"),
+        "{}",
+        &text[..text.len().min(500)]
+    );
+    assert!(text.len() < 64 * 1024);
+    ccr.shutdown().await;
+
+    // A non-streaming client's answer is folded up to a bound, then refused with a 502.
+    let piece = "z".repeat(512 * 1024);
+    let chunks: Vec<serde_json::Value> = (0..70)
+        .map(|_| serde_json::json!({"choices":[{"index":0,"delta":{"content":piece}}]}))
+        .chain([serde_json::json!({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})])
+        .collect();
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: openai_stream(&chunks),
+        byte_per_write: false,
+    })
+    .await;
+    let ccr = Ccr::start(&with_router(
+        &openai_config(&upstream.base_url(), "gpt-x", "", ""),
+        "max_attempts: 1",
+    ))
+    .await;
+    let (status, _, message) = anthropic_error(
+        messages_request(&ccr, small_request("m", false))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(message.contains("ask for it streamed"), "{message}");
+    ccr.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_total_duration_cap_ends_a_long_stream() {
+    let (upstream, _release, _full, _split) =
+        crate::support::mock_upstream::stalled_mid_stream().await;
+    let ccr = Ccr::start(&with_router(
+        &config_yaml(
+            &upstream.base_url(),
+            "up/*",
+            "    timeouts: { total: 500ms, idle: 60s }\n",
+            "",
+        ),
+        "max_attempts: 1",
+    ))
+    .await;
+    let text = messages_request(&ccr, small_request("m", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("event: error") && text.contains("finish its response"),
+        "{text}"
+    );
+    let record = &ccr.records.wait_for(1).await[0];
+    assert_eq!(record.failure.map(|f| f.class.as_str()), Some("timeout"));
+    ccr.shutdown().await;
+}
