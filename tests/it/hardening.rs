@@ -544,3 +544,48 @@ async fn a_total_duration_cap_ends_a_long_stream() {
     assert_eq!(record.failure.map(|f| f.class.as_str()), Some("timeout"));
     ccr.shutdown().await;
 }
+
+/// The peak resident memory of a process, from `/proc/<pid>/status` (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_200_mb_upstream_error_body_does_not_grow_ccr() {
+    let upstream = MockUpstream::start(Reply::Status {
+        status: 500,
+        headers: vec![],
+        body: "e".repeat(200 << 20),
+    })
+    .await;
+    let yaml = with_router(
+        &config_yaml(&upstream.base_url(), "up/*", "", ""),
+        "max_attempts: 1",
+    );
+    let ccr = crate::support::CcrProcess::serve(Some(&yaml), &[]).await;
+    let pid = ccr.child.id().unwrap();
+    let before = peak_rss(pid);
+    let response = client()
+        .post(ccr.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .body(small_request("m", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.bytes().await.unwrap();
+    assert!(body.len() < 4096, "the client got {} bytes", body.len());
+    let grown = peak_rss(pid).saturating_sub(before);
+    // Generous: reading 64 KiB of it costs a few MB at most; holding it would cost 200 MB.
+    assert!(grown < 50 << 20, "peak RSS grew by {} MB", grown >> 20);
+    ccr.sigterm();
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
