@@ -7,6 +7,7 @@ pub mod background;
 pub mod config;
 pub mod credentials;
 pub mod failure;
+pub mod failures;
 pub mod http_client;
 pub mod paths;
 pub mod providers;

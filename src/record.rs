@@ -74,6 +74,15 @@ pub struct RequestRecord {
     /// Credits the upstream charged (CodeWhisperer's metering), when it says.
     pub credits: Option<f64>,
     pub timings: Timings,
+    /// The client's request body as it arrived (shared, not copied): what a replay resends.
+    #[serde(skip)]
+    pub body: Option<bytes::Bytes>,
+    /// The conversation's session id, when the request names one.
+    pub session: Option<String>,
+    /// Response bytes had reached the client before it ended.
+    pub output_started: bool,
+    /// `x-ccr-replay-of`: the failure this request replays.
+    pub replay_of: Option<String>,
 }
 
 /// Whoever wants to know about finished requests. Called on the task that finished the
@@ -157,6 +166,10 @@ pub(crate) mod tests {
                 first_byte: Some(Duration::from_millis(10)),
                 overhead: Duration::from_micros(300),
             },
+            body: None,
+            session: None,
+            output_started: status == 200,
+            replay_of: None,
         }
     }
 }

@@ -75,6 +75,7 @@ pub struct Config {
     pub router: RouterConfig,
     pub credentials: CredentialsConfig,
     pub stats: StatsConfig,
+    pub failures: FailuresConfig,
     /// The data directory (`--data-dir`, `CCR_DATA_DIR`, else the platform's), set by the
     /// loader; not a YAML key.
     pub data_dir: Option<PathBuf>,
@@ -97,6 +98,8 @@ struct ConfigFile {
     credentials: CredentialsConfig,
     #[serde(default)]
     stats: StatsConfig,
+    #[serde(default)]
+    failures: FailuresConfig,
 }
 
 impl TryFrom<ConfigFile> for Config {
@@ -120,6 +123,7 @@ impl TryFrom<ConfigFile> for Config {
             router: file.router,
             credentials: file.credentials,
             stats: file.stats,
+            failures: file.failures,
             data_dir: None,
         })
     }
@@ -156,6 +160,28 @@ impl Default for StatsConfig {
     fn default() -> Self {
         StatsConfig {
             log_interval: Seconds(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `failures:` — the failure log in `<data dir>/failures/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailuresConfig {
+    pub enabled: bool,
+    /// Days of files kept; older ones are deleted by the writer.
+    pub keep_days: u32,
+    /// Records waiting for the writer at most; beyond it a record is dropped and counted,
+    /// so a request never waits on the disk.
+    pub queue: usize,
+}
+
+impl Default for FailuresConfig {
+    fn default() -> Self {
+        FailuresConfig {
+            enabled: true,
+            keep_days: 14,
+            queue: 4096,
         }
     }
 }

@@ -69,6 +69,7 @@ pub(super) async fn run(
     let mut plan = router.plan(&request);
     pending.record.scenario = Some(plan.scenario.as_str());
     let session = session_key(&request, &client_headers);
+    pending.record.session.clone_from(&session);
     if let Some(label) = session
         .as_deref()
         .and_then(|key| state.sessions.preferred(key, plan.scenario))
@@ -333,6 +334,7 @@ fn respond(
             sse,
         } => {
             pending.record.timings.overhead = overhead;
+            pending.record.output_started = true;
             let body = ProxyBody::new(
                 source,
                 state.force_end.clone().cancelled_owned(),

@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::background::Background;
 use crate::config::{Config, RefresherKind};
 use crate::credentials::manager::{Refresher, TokenManager, accounts_in, refresh_ahead};
+use crate::failures::FailureLog;
 use crate::providers::BuildError;
 use crate::record::{AccessLog, RecordSink};
 use crate::routing::{Clock, Router, RouterCell, Sessions, SystemClock};
@@ -183,8 +184,18 @@ impl Server {
                 }
             });
         }
+        let failure_log = config.failures.enabled.then(|| {
+            let dir = config.data_dir().join("failures");
+            let (log, writer) =
+                FailureLog::new(dir, config.failures.keep_days, config.failures.queue);
+            background.spawn("failure log", move |stop| writer.run(stop));
+            sinks.push(log.clone());
+            log
+        });
         sinks.extend(options.sinks);
         let state = State {
+            failure_log,
+            failures_dir: config.data_dir().join("failures"),
             router,
             tokens,
             stats,

@@ -26,6 +26,21 @@ use crate::stats::GroupBy;
 /// in headers, logs and stats labels.
 const MAX_MODEL_NAME: usize = 256;
 
+/// `x-ccr-replay-of`, when it names a failure record's id.
+fn replay_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-ccr-replay-of")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+        .map(str::to_string)
+}
+
 /// Headers a request may carry (Claude Code sends about 20).
 pub(crate) const MAX_HEADERS: usize = 200;
 
@@ -85,11 +100,14 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
         }
         (&Method::POST, "/v1/messages") => messages(state, id, request).await,
         (&Method::GET, "/api/stats") => stats_document(state, request.uri().query()),
+        (&Method::GET, "/api/failures") => failure_counts(state, request.uri().query()).await,
         (&Method::GET, "/metrics") => {
-            let mut response = plain(
-                StatusCode::OK,
-                ResponseBody::full(crate::stats::render::prometheus(&state.stats)),
-            );
+            let mut text = crate::stats::render::prometheus(&state.stats);
+            let dropped = state.failure_log.as_ref().map_or(0, |log| log.dropped());
+            text.push_str(&format!(
+                "# HELP ccr_failures_dropped_total Failure records dropped because the log's writer could not keep up.\n# TYPE ccr_failures_dropped_total counter\nccr_failures_dropped_total {dropped}\n"
+            ));
+            let mut response = plain(StatusCode::OK, ResponseBody::full(text));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -113,6 +131,44 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
     }
 }
 
+/// `/api/failures?since=DURATION` (default 24 h): the failure log's counts by provider,
+/// class and hour, read from the files off the async threads.
+async fn failure_counts(state: &State, query: Option<&str>) -> Response<ResponseBody> {
+    let since = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("since="))
+        .unwrap_or("24h");
+    let Ok(back) = humantime::parse_duration(since) else {
+        return error_response(&ApiError::new(
+            ErrorType::InvalidRequest,
+            format!(
+                "`since={}` is not a duration such as 1h or 30m",
+                since.chars().take(64).collect::<String>()
+            ),
+        ));
+    };
+    let from = std::time::SystemTime::now()
+        .checked_sub(back)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let dir = state.failures_dir.clone();
+    let read =
+        tokio::task::spawn_blocking(move || crate::failures::reader::read(&dir, from, None)).await;
+    match read {
+        Ok(Ok(read)) => {
+            let counts = crate::failures::reader::counts(&read);
+            json(
+                StatusCode::OK,
+                Bytes::from(serde_json::to_vec(&counts).expect("counts serialize")),
+            )
+        }
+        _ => error_response(&ApiError::new(
+            ErrorType::Api,
+            "cannot read the failure log",
+        )),
+    }
+}
+
 /// `/api/stats`, optionally `?by=provider|target|model|scenario`.
 fn stats_document(state: &State, query: Option<&str>) -> Response<ResponseBody> {
     let by = query
@@ -132,7 +188,8 @@ fn stats_document(state: &State, query: Option<&str>) -> Response<ResponseBody> 
             ));
         }
     };
-    let document = crate::stats::render::document(&state.stats, by);
+    let mut document = crate::stats::render::document(&state.stats, by);
+    document.failures_dropped = state.failure_log.as_ref().map_or(0, |log| log.dropped());
     json(
         StatusCode::OK,
         Bytes::from(serde_json::to_vec(&document).expect("stats serialize")),
@@ -227,6 +284,10 @@ async fn messages(
             usage: None,
             credits: None,
             timings: Timings::default(),
+            body: None,
+            session: None,
+            output_started: false,
+            replay_of: None,
         },
         received,
         sinks: state.sinks.clone(),
@@ -259,6 +320,8 @@ async fn messages(
         );
     }
     pending.record.model = Some(parsed.model().to_string());
+    pending.record.body = Some(parsed.body().clone());
+    pending.record.replay_of = replay_of(&headers);
     pending.record.streaming = parsed.stream();
 
     super::exchange::run(state, pending, parsed, headers).await

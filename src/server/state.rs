@@ -7,12 +7,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::browser::BrowserPolicy;
 use crate::credentials::manager::TokenManager;
+use crate::failures::FailureLog;
 use crate::record::Sinks;
 use crate::routing::{Clock, RouterCell, Sessions};
 use crate::secret::Secret;
 
 /// Shared by every connection and request; read-only after start.
 pub(crate) struct State {
+    /// The failure log's queue, when `failures.enabled`.
+    pub(super) failure_log: Option<Arc<FailureLog>>,
+    pub(super) failures_dir: std::path::PathBuf,
     pub(super) router: RouterCell,
     /// CodeWhisperer tokens, one manager for the server's life.
     pub(super) tokens: Arc<TokenManager>,

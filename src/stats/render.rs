@@ -18,6 +18,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Document {
     pub version: u32,
     pub uptime_secs: u64,
+    /// Failure records dropped because the failure log's writer could not keep up.
+    #[serde(default)]
+    pub failures_dropped: u64,
     pub totals: Counts,
     pub rows: Vec<RowView>,
 }
@@ -149,6 +152,7 @@ pub fn document(stats: &Stats, by: Option<GroupBy>) -> Document {
     Document {
         version: SCHEMA_VERSION,
         uptime_secs: stats.uptime().as_secs(),
+        failures_dropped: 0,
         totals,
         rows,
     }

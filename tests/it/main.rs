@@ -6,6 +6,7 @@ mod codewhisperer;
 mod config;
 mod conformance;
 mod estimate;
+mod failure_log;
 mod hardening;
 mod openai;
 mod passthrough;

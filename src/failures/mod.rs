@@ -1,0 +1,228 @@
+//! The failure log: every request whose client did not get a complete answer, one JSON
+//! object per line in `<data dir>/failures/YYYY-MM-DD.jsonl` (UTC days, files 0600, the
+//! directory 0700). Requests hand records to a bounded channel and never wait for the disk;
+//! one writer task batches the appends, keeps `keep_days` of files, and flushes and syncs
+//! everything accepted before the server exits.
+
+pub mod reader;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::record::{RecordSink, RequestRecord};
+pub use record::FailureRecord;
+
+/// A batch is written after this many records or this long, whichever comes first.
+const BATCH_RECORDS: usize = 100;
+const BATCH_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailureLogError {
+    #[error("cannot write the failure log in {dir}: {source}")]
+    Write {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The request side: turns finished requests into records and queues them.
+pub struct FailureLog {
+    queue: mpsc::Sender<FailureRecord>,
+    /// Records dropped because the queue was full.
+    dropped: AtomicU64,
+    /// Records queued, for record ids unique within this server.
+    next: AtomicU64,
+    /// Ids start with this server's start time, so they are unique across restarts too.
+    prefix: String,
+}
+
+impl FailureLog {
+    /// The log and its writer; run the writer on the server's background tasks.
+    pub fn new(dir: PathBuf, keep_days: u32, capacity: usize) -> (Arc<FailureLog>, Writer) {
+        let (queue, incoming) = mpsc::channel(capacity.max(1));
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let log = Arc::new(FailureLog {
+            queue,
+            dropped: AtomicU64::new(0),
+            next: AtomicU64::new(0),
+            prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
+        });
+        let writer = Writer {
+            dir,
+            keep_days,
+            incoming,
+        };
+        (log, writer)
+    }
+
+    /// Records dropped so far because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn next_id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:06}", self.prefix)
+    }
+}
+
+impl RecordSink for FailureLog {
+    fn record(&self, record: &RequestRecord) {
+        let Some(failure) = FailureRecord::of(record, self.next_id()) else {
+            return;
+        };
+        if self.queue.try_send(failure).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer task's half: owns the files.
+pub struct Writer {
+    dir: PathBuf,
+    keep_days: u32,
+    incoming: mpsc::Receiver<FailureRecord>,
+}
+
+impl Writer {
+    /// Writes batches until `stop`, then everything still queued, and syncs the files.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut batch: Vec<FailureRecord> = Vec::new();
+        let mut tick = tokio::time::interval(BATCH_EVERY);
+        let mut last_prune: Option<String> = None;
+        loop {
+            let stopping = tokio::select! {
+                received = self.incoming.recv() => match received {
+                    Some(record) => {
+                        batch.push(record);
+                        if batch.len() < BATCH_RECORDS {
+                            continue;
+                        }
+                        false
+                    }
+                    None => true,
+                },
+                _ = tick.tick() => false,
+                _ = stop.cancelled() => true,
+            };
+            if stopping {
+                self.incoming.close();
+                while let Ok(record) = self.incoming.try_recv() {
+                    batch.push(record);
+                }
+            }
+            if !batch.is_empty() {
+                self.write(std::mem::take(&mut batch), stopping).await;
+            }
+            let today = today();
+            if last_prune.as_deref() != Some(today.as_str()) {
+                self.prune(&today).await;
+                last_prune = Some(today);
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    async fn write(&self, batch: Vec<FailureRecord>, sync: bool) {
+        let dir = self.dir.clone();
+        let written = tokio::task::spawn_blocking(move || append(&dir, &batch, sync)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "failure records lost"),
+            Err(error) => tracing::error!(%error, "failure records lost"),
+        }
+    }
+
+    async fn prune(&self, today: &str) {
+        let (dir, keep, today) = (self.dir.clone(), self.keep_days, today.to_string());
+        let _ = tokio::task::spawn_blocking(move || prune(&dir, keep, &today)).await;
+    }
+}
+
+/// Appends records to their days' files, creating the directory (0700) and files (0600).
+fn append(dir: &Path, batch: &[FailureRecord], sync: bool) -> Result<(), FailureLogError> {
+    use std::io::Write;
+    let failed = |source| FailureLogError::Write {
+        dir: dir.display().to_string(),
+        source,
+    };
+    create_private_dir(dir).map_err(failed)?;
+    let mut by_day: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
+    for record in batch {
+        let line = by_day.entry(record.day()).or_default();
+        // A record always serializes: plain data and a JSON value.
+        serde_json::to_writer(&mut *line, record).expect("a failure record serializes");
+        line.push(b'\n');
+    }
+    for (day, lines) in by_day {
+        let mut file = open_private_append(&dir.join(format!("{day}.jsonl"))).map_err(failed)?;
+        file.write_all(&lines).map_err(failed)?;
+        if sync {
+            file.sync_all().map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+fn open_private_append(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Deletes day files older than `keep_days` before `today`.
+fn prune(dir: &Path, keep_days: u32, today: &str) {
+    let Some(today) = reader::day_number(today) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(day) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(reader::day_number)
+        else {
+            continue;
+        };
+        if today - day >= i64::from(keep_days) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Today's UTC date, `YYYY-MM-DD`.
+fn today() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..10].to_string()
+}

@@ -1,0 +1,182 @@
+//! One line of the failure log: everything a person needs to see what went wrong and
+//! everything `ccr replay` needs to send the request again — never a credential.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Outcome, RequestRecord};
+
+/// The schema of a failure record; a changed meaning bumps it.
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureRecord {
+    pub version: u32,
+    /// This record's id (what `ccr replay --id` and `x-ccr-replay-of` name).
+    pub id: String,
+    /// When the request arrived, RFC 3339 in UTC.
+    pub time: String,
+    /// The `x-ccr-request-id` the client got.
+    pub request_id: String,
+    pub session: Option<String>,
+    pub scenario: Option<String>,
+    /// The model as the client asked for it.
+    pub model: Option<String>,
+    pub stream: bool,
+    pub attempts: Vec<AttemptLine>,
+    /// What the client got.
+    pub client_got: ClientGot,
+    /// Response bytes had reached the client before it failed.
+    pub output_streamed: bool,
+    /// The failure this request was itself a replay of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    /// The client's request body, as JSON.
+    pub request: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptLine {
+    pub provider: String,
+    pub target: String,
+    pub model: String,
+    pub status: Option<u16>,
+    /// `null` for the attempt that answered.
+    pub class: Option<String>,
+    pub blame: Option<String>,
+    pub message: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientGot {
+    pub status: u16,
+    /// The failure's class: `rate_limit`, `stream_cut`, `cancelled`…
+    pub class: String,
+    /// The error as told (a status's body message or the `error` event), credentials cut.
+    pub error: Option<String>,
+}
+
+impl FailureRecord {
+    /// The record for a finished request, if it is one the log keeps: the client did not
+    /// get a complete answer from an upstream. What ccr refused itself (a wrong client key,
+    /// malformed JSON, a body over the limit) has nothing to replay and is left to stats.
+    pub fn of(request: &RequestRecord, id: String) -> Option<FailureRecord> {
+        if request.outcome == Outcome::Completed || request.attempts.is_empty() {
+            return None;
+        }
+        let body = request.body.as_ref()?;
+        let failure = request.failure?;
+        let text = |s: &Option<String>| s.as_deref().map(redact_key_shapes);
+        Some(FailureRecord {
+            version: RECORD_VERSION,
+            id,
+            time: humantime::format_rfc3339_millis(request.started_at).to_string(),
+            request_id: request.id.clone(),
+            session: request.session.clone(),
+            scenario: request.scenario.map(str::to_string),
+            model: request.model.clone(),
+            stream: request.streaming,
+            attempts: request
+                .attempts
+                .iter()
+                .map(|a| AttemptLine {
+                    provider: a.provider.clone(),
+                    target: a.target.clone(),
+                    model: a.model.clone(),
+                    status: a.status,
+                    class: a.failure.map(|f| f.class.as_str().to_string()),
+                    blame: a.failure.map(|f| blame_name(f.blame).to_string()),
+                    message: text(&a.message),
+                    duration_ms: u64::try_from(a.duration.as_millis()).unwrap_or(u64::MAX),
+                })
+                .collect(),
+            client_got: ClientGot {
+                status: request.status,
+                class: failure.class.as_str().to_string(),
+                error: text(&request.error),
+            },
+            output_streamed: request.output_started,
+            replay_of: request.replay_of.clone(),
+            request: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+        })
+    }
+
+    /// The UTC day (`YYYY-MM-DD`) the record belongs to, which names its file.
+    pub fn day(&self) -> &str {
+        self.time.get(..10).unwrap_or("unknown")
+    }
+}
+
+fn blame_name(blame: crate::failure::Blame) -> &'static str {
+    match blame {
+        crate::failure::Blame::Client => "client",
+        crate::failure::Blame::Upstream => "upstream",
+        crate::failure::Blame::Ccr => "ccr",
+    }
+}
+
+/// Replaces what looks like a credential in an upstream's words — `sk-…`, Kiro's `aoa…` /
+/// `aor…` tokens, Google's `AIza…` keys, a `Bearer …` value — with `[redacted]`. ccr's own
+/// keys are cut earlier by the transport; this catches ones it does not know (a client's).
+pub fn redact_key_shapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_bearer = false;
+    for word in text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+        let core = word.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+        let tail = &word[core.len()..];
+        let token = core.trim_end_matches(['.', ',', ';', ')']);
+        let punct = &core[token.len()..];
+        if (after_bearer && token.len() >= 8) || looks_like_a_key(token) {
+            out.push_str("[redacted]");
+            out.push_str(punct);
+        } else {
+            out.push_str(core);
+        }
+        out.push_str(tail);
+        after_bearer = token.eq_ignore_ascii_case("bearer");
+    }
+    out
+}
+
+fn looks_like_a_key(token: &str) -> bool {
+    let body_chars = |rest: &str, min: usize| {
+        rest.len() >= min
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    ["sk-", "sk_", "aoa", "aor", "AIza", "ghp_", "xai-"]
+        .iter()
+        .any(|prefix| {
+            token
+                .strip_prefix(prefix)
+                .is_some_and(|rest| body_chars(rest, 16))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_key_shapes;
+
+    #[test]
+    fn key_shaped_words_are_cut_and_prose_is_not() {
+        assert_eq!(
+            redact_key_shapes(
+                "Incorrect API key provided: sk-proj-abcdefghijklmnop1234. See docs."
+            ),
+            "Incorrect API key provided: [redacted]. See docs."
+        );
+        assert_eq!(
+            redact_key_shapes(r#"{"token":"aoaAAAABBBBCCCCDDDDEEEE"} Bearer abcdefghij12"#),
+            r#"{"token":"[redacted]"} Bearer [redacted]"#
+        );
+        assert_eq!(
+            redact_key_shapes("prompt is too long: 210000 tokens > 200000 maximum"),
+            "prompt is too long: 210000 tokens > 200000 maximum"
+        );
+        assert_eq!(
+            redact_key_shapes("skip-the-line ask sky"),
+            "skip-the-line ask sky"
+        );
+    }
+}
