@@ -22,21 +22,18 @@ pub fn import(
 ) -> Result<AccountEntry, CredentialsError> {
     let token = Token::import(from)?;
     store.save(name, &token)?;
-    let mut index = Index::load(data_dir)?;
     let entry = AccountEntry::for_token(&token, store.kind());
-    index.accounts.insert(name.to_string(), entry.clone());
-    index.save(data_dir)?;
+    Index::update(data_dir, |index| {
+        index.accounts.insert(name.to_string(), entry.clone());
+        true
+    })?;
     Ok(entry)
 }
 
 /// Removes account `name` from the store and the index; false if it was in neither.
 pub fn remove(store: &dyn Store, data_dir: &Path, name: &str) -> Result<bool, CredentialsError> {
     let in_store = store.remove(name)?;
-    let mut index = Index::load(data_dir)?;
-    let in_index = index.accounts.remove(name).is_some();
-    if in_index {
-        index.save(data_dir)?;
-    }
+    let in_index = Index::update(data_dir, |index| index.accounts.remove(name).is_some())?;
     Ok(in_store || in_index)
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,16 +71,48 @@ impl Index {
 
     pub fn save(&self, data_dir: &Path) -> Result<(), CredentialsError> {
         let path = Index::path(data_dir);
-        let unwritable = |detail: String| CredentialsError::Unwritable {
-            account: "(index)".into(),
-            place: path.display().to_string(),
-            detail,
-        };
-        std::fs::create_dir_all(data_dir).map_err(|e| unwritable(e.to_string()))?;
-        let temp = data_dir.join(".accounts.json.tmp");
+        std::fs::create_dir_all(data_dir).map_err(|e| unwritable(&path, e))?;
         let text = serde_json::to_string_pretty(self).expect("the index serializes");
-        std::fs::write(&temp, text).map_err(|e| unwritable(e.to_string()))?;
-        std::fs::rename(&temp, &path).map_err(|e| unwritable(e.to_string()))
+        super::atomic::replace_file(&path, text.as_bytes(), false).map_err(|e| unwritable(&path, e))
+    }
+
+    /// Loads the index, lets `change` edit it and saves it if `change` says it changed
+    /// something, all under `<data dir>/accounts.json.lock`: `ccr serve` and `ccr token`
+    /// commands update it concurrently, and a load-modify-save without the lock would lose
+    /// one of two updates.
+    pub fn update(
+        data_dir: &Path,
+        change: impl FnOnce(&mut Index) -> bool,
+    ) -> Result<bool, CredentialsError> {
+        let lock_path = data_dir.join("accounts.json.lock");
+        let _lock = match super::atomic::lock_file(&lock_path, INDEX_LOCK_PATIENCE) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                let why = format!(
+                    "another ccr process held it for {} s",
+                    INDEX_LOCK_PATIENCE.as_secs()
+                );
+                return Err(unwritable(&lock_path, why));
+            }
+            Err(e) => return Err(unwritable(&lock_path, e)),
+        };
+        let mut index = Index::load(data_dir)?;
+        let changed = change(&mut index);
+        if changed {
+            index.save(data_dir)?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Index updates are a read and a small write: anyone holding the lock longer is stuck.
+const INDEX_LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+fn unwritable(path: &Path, detail: impl std::fmt::Display) -> CredentialsError {
+    CredentialsError::Unwritable {
+        account: "(index)".into(),
+        place: path.display().to_string(),
+        detail: detail.to_string(),
     }
 }
 
@@ -105,5 +138,26 @@ mod tests {
                 .as_deref(),
             Some("2026-01-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn concurrent_updates_are_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = Token::from_json(r#"{"accessToken":"a"}"#).unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let (dir, token) = (dir.path().to_path_buf(), token.clone());
+                std::thread::spawn(move || {
+                    Index::update(&dir, |index| {
+                        let entry = AccountEntry::for_token(&token, "file");
+                        index.accounts.insert(format!("account-{i}"), entry);
+                        true
+                    })
+                    .unwrap();
+                })
+            })
+            .collect();
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(Index::load(dir.path()).unwrap().accounts.len(), 8);
     }
 }

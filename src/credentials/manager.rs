@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 
-use super::refresh::{self, Endpoints, RefreshError};
+use super::refresh::{self, Endpoints, RefreshError, Refreshed};
 use super::{CredentialsError, Store, Token, TokenSource};
 
 /// Refreshed this long before expiry.
@@ -27,18 +28,74 @@ pub enum Refresher {
     External,
 }
 
+/// A running renewal, shared by every request that needs it. It runs in its own task: a
+/// request that goes away (its client disconnected) stops waiting, the renewal goes on, so
+/// a refresh token the endpoint has already rotated is never dropped halfway.
+type Flight = Shared<BoxFuture<'static, Result<Arc<Token>, CredentialsError>>>;
+
 struct Slot {
     current: ArcSwapOption<Token>,
-    /// Held while this account refreshes: the single flight.
-    refreshing: tokio::sync::Mutex<()>,
+    /// The renewal in progress, if any, and what it does: the single flight.
+    flight: Mutex<Option<(Work, Flight)>>,
     endpoints: Endpoints,
     /// Why the account cannot be used, once its refresh token was rejected.
     dead: ArcSwapOption<String>,
+    /// A rotated token the store refused: served from memory, saved again later.
+    unsaved: Mutex<Option<Unsaved>>,
+}
+
+#[derive(Clone)]
+struct Unsaved {
+    /// What the store still holds: if that changes, someone else wrote a newer token.
+    replaced: Arc<Token>,
+    fresh: Arc<Token>,
+}
+
+impl Slot {
+    fn new(current: Option<Arc<Token>>, endpoints: Endpoints) -> Slot {
+        Slot {
+            current: ArcSwapOption::new(current),
+            flight: Mutex::new(None),
+            endpoints,
+            dead: ArcSwapOption::empty(),
+            unsaved: Mutex::new(None),
+        }
+    }
+
+    fn unsaved(&self) -> Option<Unsaved> {
+        self.unsaved.lock().expect("unsaved lock").clone()
+    }
+
+    fn set_unsaved(&self, unsaved: Option<Unsaved>) {
+        *self.unsaved.lock().expect("unsaved lock") = unsaved;
+    }
+}
+
+/// What a request that needs a renewal does: wait for one, or take what is there.
+enum Next {
+    Wait(Flight),
+    /// A save is running: wait for it, then look again (it renews nothing).
+    WaitThenLook(Flight),
+    Ready(Result<Arc<Token>, CredentialsError>),
+}
+
+/// What a renewal task does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Renew the token (refresh, or re-read the store with an external refresher).
+    Renew,
+    /// Only save a rotated token the store refused before.
+    Save,
 }
 
 pub struct TokenManager {
     /// The managed accounts, swapped whole when a reload changes the set.
     slots: ArcSwap<HashMap<String, Arc<Slot>>>,
+    context: Arc<Context>,
+}
+
+/// What renewal tasks need of the manager; they outlive any one request.
+struct Context {
     store: Arc<dyn Store>,
     data_dir: PathBuf,
     client: reqwest::Client,
@@ -70,39 +127,36 @@ impl TokenManager {
     ) -> Arc<TokenManager> {
         Arc::new(TokenManager {
             slots: ArcSwap::from_pointee(HashMap::new()),
-            store,
-            data_dir,
-            client,
-            refresher,
+            context: Arc::new(Context {
+                store,
+                data_dir,
+                client,
+                refresher,
+            }),
         })
     }
 
     pub fn refresher(&self) -> Refresher {
-        self.refresher
+        self.context.refresher
     }
 
-    /// Makes `accounts` the managed set. An account already managed keeps its token and its
-    /// dead flag (a reload does not revive an account whose refresh token was rejected);
-    /// a new one is read from the store, off the async worker threads (a keyring read can
-    /// block on D-Bus).
+    /// Makes `accounts` the managed set. An account already managed keeps its token, its
+    /// dead flag (a reload does not revive an account whose refresh token was rejected)
+    /// and a token still to be saved; a new one is read from the store, off the async
+    /// worker threads (a keyring read can block on D-Bus).
     pub async fn set_accounts(&self, accounts: Vec<(String, Endpoints)>) {
         let current = self.slots.load_full();
         let mut next = HashMap::new();
         for (account, endpoints) in accounts {
             let slot = match current.get(&account) {
                 Some(slot) if slot.endpoints == endpoints => slot.clone(),
-                Some(slot) => Arc::new(Slot {
-                    current: ArcSwapOption::new(slot.current.load_full()),
-                    refreshing: tokio::sync::Mutex::new(()),
-                    endpoints,
-                    dead: ArcSwapOption::new(slot.dead.load_full()),
-                }),
-                None => Arc::new(Slot {
-                    current: ArcSwapOption::new(self.load_stored(&account).await),
-                    refreshing: tokio::sync::Mutex::new(()),
-                    endpoints,
-                    dead: ArcSwapOption::empty(),
-                }),
+                Some(slot) => {
+                    let moved = Slot::new(slot.current.load_full(), endpoints);
+                    moved.dead.store(slot.dead.load_full());
+                    moved.set_unsaved(slot.unsaved());
+                    Arc::new(moved)
+                }
+                None => Arc::new(Slot::new(self.load_stored(&account).await, endpoints)),
             };
             next.insert(account, slot);
         }
@@ -110,7 +164,7 @@ impl TokenManager {
     }
 
     async fn load_stored(&self, account: &str) -> Option<Arc<Token>> {
-        let (store, name) = (self.store.clone(), account.to_string());
+        let (store, name) = (self.context.store.clone(), account.to_string());
         let loaded = tokio::task::spawn_blocking(move || store.load(&name)).await;
         match loaded {
             Ok(Ok(token)) => token.map(Arc::new),
@@ -135,57 +189,248 @@ impl TokenManager {
             })
     }
 
-    /// Replaces `stale` with a fresh token, once: whoever comes second finds the swap done.
+    /// Replaces `stale` with a fresh token, once: whoever comes while the renewal runs
+    /// shares its result, whoever comes after finds the swap done.
     async fn renew(
         &self,
         account: &str,
         stale: Option<Arc<Token>>,
     ) -> Result<Arc<Token>, CredentialsError> {
         let slot = self.slot(account)?;
-        let _single_flight = slot.refreshing.lock().await;
-        let current = slot.current.load_full();
-        if let Some(current) = &current
-            && stale.as_ref().is_none_or(|s| !Arc::ptr_eq(s, current))
-            && !expires_within(current, Duration::ZERO)
+        loop {
+            match self.next(account, &slot, stale.as_ref()) {
+                Next::Wait(flight) => return flight.await,
+                Next::WaitThenLook(flight) => {
+                    let _ = flight.await;
+                }
+                Next::Ready(result) => return result,
+            }
+        }
+    }
+
+    /// Joins the running renewal, answers from the slot, or starts a renewal.
+    fn next(&self, account: &str, slot: &Arc<Slot>, stale: Option<&Arc<Token>>) -> Next {
+        let mut flight = slot.flight.lock().expect("flight lock");
+        match flight.as_ref() {
+            Some((Work::Renew, running)) => return Next::Wait(running.clone()),
+            Some((Work::Save, running)) => return Next::WaitThenLook(running.clone()),
+            None => {}
+        }
+        if let Some(current) = slot.current.load_full()
+            && stale.is_none_or(|s| !Arc::ptr_eq(s, &current))
+            && !expires_within(&current, Duration::ZERO)
         {
-            return Ok(current.clone());
+            return Next::Ready(Ok(current));
         }
         if let Some(why) = slot.dead.load_full() {
-            return Err(dead(account, &why));
+            return Next::Ready(Err(renewal_failed(account, &why)));
         }
-        let fresh = match self.refresher {
-            Refresher::Serve => {
-                let stale_token = current.as_deref();
-                match refresh::refresh_account(
-                    &self.client,
-                    &self.store,
-                    &self.data_dir,
-                    &slot.endpoints,
-                    account,
-                    stale_token,
-                )
-                .await
-                {
-                    Ok(token) => token,
-                    Err(error) => {
-                        if let RefreshError::Rejected { .. } = error {
-                            tracing::error!(account, "{error}; the account leaves the rotation");
-                            slot.dead.store(Some(Arc::new(error.to_string())));
-                        }
-                        return Err(dead(account, &error.to_string()));
-                    }
-                }
-            }
-            Refresher::External => self.reread(account).await?,
+        let started = self.start(account, slot, Work::Renew);
+        *flight = Some((Work::Renew, started.clone()));
+        Next::Wait(started)
+    }
+
+    /// Spawns the renewal task. The caller holds `slot.flight` and stores the result
+    /// there; the task clears it when done, which it cannot do before that lock is free.
+    fn start(&self, account: &str, slot: &Arc<Slot>, work: Work) -> Flight {
+        let renewal = Renewal {
+            context: self.context.clone(),
+            slot: slot.clone(),
+            account: account.to_string(),
         };
-        let fresh = Arc::new(fresh);
-        slot.current.store(Some(fresh.clone()));
+        let task = tokio::spawn(renewal.run(work));
+        let account = account.to_string();
+        async move {
+            task.await.unwrap_or_else(|error| {
+                tracing::error!(%error, account, "the token renewal task failed");
+                Err(renewal_failed(&account, "the renewal stopped unexpectedly"))
+            })
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Saves again every rotated token the store refused before. Run with each background
+    /// check; an account whose renewal is running is left to it.
+    pub async fn save_unsaved(&self) {
+        let slots = self.slots.load_full();
+        for (account, slot) in slots.iter() {
+            if slot.unsaved().is_none() {
+                continue;
+            }
+            let flight = {
+                let mut flight = slot.flight.lock().expect("flight lock");
+                if flight.is_some() {
+                    continue;
+                }
+                let started = self.start(account, slot, Work::Save);
+                *flight = Some((Work::Save, started.clone()));
+                started
+            };
+            let _ = flight.await;
+        }
+    }
+}
+
+/// Clears the slot's flight when the renewal task ends, however it ends.
+struct FlightDone<'a>(&'a Slot);
+
+impl Drop for FlightDone<'_> {
+    fn drop(&mut self) {
+        let mut flight = match self.0.flight.lock() {
+            Ok(flight) => flight,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *flight = None;
+    }
+}
+
+/// One renewal of one account, in its own task.
+struct Renewal {
+    context: Arc<Context>,
+    slot: Arc<Slot>,
+    account: String,
+}
+
+impl Renewal {
+    async fn run(self, work: Work) -> Result<Arc<Token>, CredentialsError> {
+        // Dropped before the waiters see the result, even if the renewal panics: whoever
+        // comes next finds the new token in `current` and no flight, and does not start
+        // another renewal (nor wait on a finished one forever).
+        let _done = FlightDone(&self.slot);
+        match work {
+            Work::Renew => self.renew().await,
+            Work::Save => {
+                self.save_unsaved().await;
+                self.slot
+                    .current
+                    .load_full()
+                    .ok_or_else(|| CredentialsError::Missing {
+                        account: self.account.clone(),
+                    })
+            }
+        }
+    }
+
+    async fn renew(&self) -> Result<Arc<Token>, CredentialsError> {
+        let account = self.account.as_str();
+        let fresh = match self.context.refresher {
+            Refresher::Serve => self.refresh().await?,
+            Refresher::External => Arc::new(self.reread().await?),
+        };
+        self.slot.current.store(Some(fresh.clone()));
         tracing::info!(account, "token renewed");
         Ok(fresh)
     }
 
-    async fn reread(&self, account: &str) -> Result<Token, CredentialsError> {
-        let (store, name) = (self.store.clone(), account.to_string());
+    /// Refreshes through the endpoint (or takes what another process stored meanwhile).
+    async fn refresh(&self) -> Result<Arc<Token>, CredentialsError> {
+        let (context, account) = (&self.context, self.account.as_str());
+        let current = self.slot.current.load_full();
+        // A token the store refused is what the store must get first; if it still cannot
+        // take it, the refresh starts from the token in memory, the only valid one.
+        let unsaved = match self.slot.unsaved() {
+            Some(_) => self.save_unsaved().await,
+            None => None,
+        };
+        let refreshed = match (&unsaved, &current) {
+            (Some(unsaved), Some(held)) => {
+                refresh::refresh_unsaved(
+                    &context.client,
+                    &context.store,
+                    &context.data_dir,
+                    &self.slot.endpoints,
+                    account,
+                    held,
+                    &unsaved.replaced,
+                )
+                .await
+            }
+            _ => {
+                refresh::refresh_account(
+                    &context.client,
+                    &context.store,
+                    &context.data_dir,
+                    &self.slot.endpoints,
+                    account,
+                    current.as_deref(),
+                )
+                .await
+            }
+        };
+        match refreshed {
+            Ok(refreshed) => Ok(self.keep(refreshed, unsaved)),
+            Err(error) => {
+                if let RefreshError::Rejected { .. } = error {
+                    tracing::error!(account, "{error}; the account leaves the rotation");
+                    self.slot.dead.store(Some(Arc::new(error.to_string())));
+                }
+                Err(renewal_failed(account, &error.to_string()))
+            }
+        }
+    }
+
+    /// The token a refresh leaves in memory, and the save still owed for it.
+    fn keep(&self, refreshed: Refreshed, before: Option<Unsaved>) -> Arc<Token> {
+        let account = self.account.as_str();
+        match refreshed {
+            Refreshed::Stored(token) | Refreshed::Saved(token) => {
+                self.slot.set_unsaved(None);
+                Arc::new(token)
+            }
+            Refreshed::Unsaved {
+                token,
+                replaced,
+                error,
+            } => {
+                tracing::error!(
+                    %error,
+                    account,
+                    "the rotated token could not be saved: serving it from memory, saving it again with the next check"
+                );
+                let fresh = Arc::new(token);
+                // The store still holds what it held before the first unsaved refresh.
+                let replaced = before.map_or_else(|| Arc::from(replaced), |b| b.replaced);
+                self.slot.set_unsaved(Some(Unsaved {
+                    replaced,
+                    fresh: fresh.clone(),
+                }));
+                fresh
+            }
+        }
+    }
+
+    /// Saves the token the store refused before; returns it if it is still unsaved.
+    async fn save_unsaved(&self) -> Option<Unsaved> {
+        let unsaved = self.slot.unsaved()?;
+        let account = self.account.as_str();
+        let context = &self.context;
+        let saved = refresh::save_rotated(
+            &context.store,
+            &context.data_dir,
+            account,
+            &unsaved.replaced,
+            &unsaved.fresh,
+        )
+        .await;
+        match saved {
+            Ok(true) => tracing::info!(account, "the rotated token is saved now"),
+            Ok(false) => tracing::warn!(
+                account,
+                "the store holds another token now (re-imported or removed): the unsaved one is not written over it"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, account, "the rotated token still cannot be saved");
+                return Some(unsaved);
+            }
+        }
+        self.slot.set_unsaved(None);
+        None
+    }
+
+    async fn reread(&self) -> Result<Token, CredentialsError> {
+        let account = self.account.as_str();
+        let (store, name) = (self.context.store.clone(), account.to_string());
         tokio::task::spawn_blocking(move || store.load(&name))
             .await
             .map_err(|e| CredentialsError::Unreadable {
@@ -199,10 +444,9 @@ impl TokenManager {
     }
 }
 
-fn dead(account: &str, why: &str) -> CredentialsError {
-    CredentialsError::Unreadable {
+fn renewal_failed(account: &str, why: &str) -> CredentialsError {
+    CredentialsError::Renewal {
         account: account.to_string(),
-        place: "its refresh endpoint".into(),
         detail: why.to_string(),
     }
 }
@@ -242,10 +486,12 @@ impl TokenSource for TokenManager {
     }
 }
 
-/// Refreshes tokens that expire within `REFRESH_AHEAD`, until `stop` (the server's
-/// shutdown). Run on the server's background tasks with `Refresher::Serve`.
+/// Saves tokens the store refused and refreshes tokens that expire within
+/// `REFRESH_AHEAD`, until `stop` (the server's shutdown). Run on the server's background
+/// tasks with `Refresher::Serve`.
 pub async fn refresh_ahead(manager: Arc<TokenManager>, stop: tokio_util::sync::CancellationToken) {
     loop {
+        manager.save_unsaved().await;
         let slots = manager.slots.load_full();
         let due: Vec<(String, Option<Arc<Token>>)> = slots
             .iter()

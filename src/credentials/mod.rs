@@ -3,6 +3,7 @@
 //! and the interface providers read tokens through.
 
 pub mod accounts;
+mod atomic;
 pub mod index;
 pub mod manager;
 pub mod refresh;
@@ -54,6 +55,10 @@ pub enum CredentialsError {
     NoKeyring { detail: String },
     #[error("cannot read {path}: {detail}")]
     Import { path: PathBuf, detail: String },
+    /// The token had to be renewed and could not be; `detail` is fit for API clients (it
+    /// names the account, never a token, a lock file or a URL's query).
+    #[error("cannot renew the token of CodeWhisperer account `{account}`: {detail}")]
+    Renewal { account: String, detail: String },
 }
 
 /// How an account signed in; it decides whether requests carry a `profileArn` and which

@@ -4,6 +4,7 @@
 //! never spend the same rotating refresh token.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -12,12 +13,26 @@ use serde_json::json;
 use super::{AuthMethod, CredentialsError, Index, Store, Token};
 use crate::secret::Secret;
 
-/// Where refreshes go; both overridable per provider (`refresh_url`, `idc_refresh_url`).
+/// The longest one refresh call may take, connecting and reading the answer included: a
+/// hanging endpoint must not hold the account's requests, or its lock file, for long.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest token life an endpoint's `expiresIn` is believed for; Kiro's last an hour.
+const MAX_EXPIRES_IN: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long to wait for another process's refresh of the same account.
+const LOCK_PATIENCE: Duration = Duration::from_secs(30);
+/// Pauses before saving a rotated token again: a keyring that is busy for a moment should
+/// not cost the only valid refresh token.
+const SAVE_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
+
+/// Where refreshes go (both overridable per provider: `refresh_url`, `idc_refresh_url`)
+/// and how long a refresh call may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     pub social: String,
     /// `{region}` is replaced by the token's region.
     pub idc: String,
+    /// [`REFRESH_TIMEOUT`], or the provider's `timeouts.first_byte` when shorter.
+    pub timeout: Duration,
 }
 
 impl Endpoints {
@@ -31,6 +46,9 @@ impl Endpoints {
             if let Some(url) = &provider.idc_refresh_url {
                 endpoints.idc.clone_from(&url.0);
             }
+            // A refresh is a call on the provider's behalf: it waits no longer for an
+            // answer than the provider's own requests do.
+            endpoints.timeout = REFRESH_TIMEOUT.min(provider.timeouts.first_byte.0);
         }
         endpoints
     }
@@ -41,10 +59,14 @@ impl Default for Endpoints {
         Endpoints {
             social: "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken".into(),
             idc: "https://oidc.{region}.amazonaws.com/token".into(),
+            timeout: REFRESH_TIMEOUT,
         }
     }
 }
 
+/// Every message names the account; none holds a token, a lock file's path or a URL's
+/// query, since `ccr serve` passes them on to API clients. [`RefreshError::for_cli`] adds
+/// what only the machine's owner should see.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     #[error(transparent)]
@@ -57,8 +79,52 @@ pub enum RefreshError {
     Rejected { account: String, status: u16 },
     #[error("refreshing account `{account}` failed: {detail}")]
     Failed { account: String, detail: String },
-    #[error("another refresh of account `{account}` holds {path} and did not finish in time")]
+    #[error(
+        "refreshing account `{account}` timed out: the refresh endpoint did not answer within {}",
+        humantime::format_duration(*after)
+    )]
+    TimedOut { account: String, after: Duration },
+    #[error(
+        "another refresh of account `{account}` did not finish within {} s",
+        LOCK_PATIENCE.as_secs()
+    )]
     Locked { account: String, path: PathBuf },
+}
+
+impl RefreshError {
+    /// The message for `ccr token`, which may name the lock file.
+    pub fn for_cli(&self) -> String {
+        match self {
+            RefreshError::Locked { path, .. } => format!("{self} (it holds {})", path.display()),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What a refresh left the account with.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// The store already held a newer token than the caller's: someone else refreshed.
+    Stored(Token),
+    /// Refreshed and written to the store.
+    Saved(Token),
+    /// Refreshed, but the store refused the rotated token: the old refresh token may be
+    /// spent, so the caller must keep `token` and save it later over `replaced`, the token
+    /// the store still holds.
+    Unsaved {
+        token: Token,
+        replaced: Box<Token>,
+        error: CredentialsError,
+    },
+}
+
+impl Refreshed {
+    pub fn token(&self) -> &Token {
+        match self {
+            Refreshed::Stored(token) | Refreshed::Saved(token) => token,
+            Refreshed::Unsaved { token, .. } => token,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,82 +133,192 @@ struct RefreshAnswer {
     access_token: String,
     #[serde(default)]
     refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "saturating_seconds")]
+    expires_in: Option<Duration>,
     #[serde(default)]
     profile_arn: Option<String>,
 }
 
-/// How long to wait for another process's refresh of the same account.
-const LOCK_PATIENCE: Duration = Duration::from_secs(30);
+/// `expiresIn` as any JSON number, clamped to 0..=[`MAX_EXPIRES_IN`]: an absurd value from
+/// the endpoint must neither fail the refresh nor overflow the expiry's arithmetic.
+fn saturating_seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let number: Option<serde_json::Number> = Option::deserialize(deserializer)?;
+    Ok(number.map(|n| {
+        let seconds = match (n.as_u64(), n.as_f64()) {
+            (Some(whole), _) => whole.min(MAX_EXPIRES_IN.as_secs()),
+            // Negative or fractional; `as` saturates (NaN cannot come from JSON).
+            (None, Some(float)) => (float.max(0.0) as u64).min(MAX_EXPIRES_IN.as_secs()),
+            (None, None) => 0,
+        };
+        Duration::from_secs(seconds)
+    }))
+}
+
+/// What one refresh works on; the functions below share it.
+struct Job<'a> {
+    client: &'a reqwest::Client,
+    store: &'a Arc<dyn Store>,
+    data_dir: &'a Path,
+    endpoints: &'a Endpoints,
+    account: &'a str,
+}
 
 /// Refreshes `account` unless the stored token, re-read under the lock, is already newer
-/// than `stale` (someone else refreshed it meanwhile). Returns the current token.
+/// than `stale` (someone else refreshed it meanwhile).
 pub async fn refresh_account(
     client: &reqwest::Client,
-    store: &std::sync::Arc<dyn Store>,
+    store: &Arc<dyn Store>,
     data_dir: &Path,
     endpoints: &Endpoints,
     account: &str,
     stale: Option<&Token>,
-) -> Result<Token, RefreshError> {
+) -> Result<Refreshed, RefreshError> {
+    let job = Job {
+        client,
+        store,
+        data_dir,
+        endpoints,
+        account,
+    };
     // Without a token to replace, the one stored before waiting for the lock is it: if
     // another process refreshes while this one waits, its work is not done twice.
     let before = match stale {
         Some(_) => None,
         None => load_blocking(store, account).await?,
     };
-    let stale = stale.or(before.as_ref());
-    let _lock = AccountLock::acquire(data_dir, account).await?;
-    let stored = {
-        let store = store.clone();
-        let account = account.to_string();
-        tokio::task::spawn_blocking(move || store.load(&account))
-            .await
-            .map_err(|e| RefreshError::Failed {
-                account: "?".into(),
-                detail: e.to_string(),
-            })??
+    job.refresh(stale.or(before.as_ref()), None).await
+}
+
+/// Refreshes from `held`, a rotated token the store refused earlier, unless the store no
+/// longer holds `stored` (the token `held` replaced): then someone else wrote a newer one.
+pub async fn refresh_unsaved(
+    client: &reqwest::Client,
+    store: &Arc<dyn Store>,
+    data_dir: &Path,
+    endpoints: &Endpoints,
+    account: &str,
+    held: &Token,
+    stored: &Token,
+) -> Result<Refreshed, RefreshError> {
+    let job = Job {
+        client,
+        store,
+        data_dir,
+        endpoints,
+        account,
     };
-    let stored = stored.ok_or_else(|| CredentialsError::Missing {
-        account: account.to_string(),
-    })?;
-    if let Some(stale) = stale
-        && stored.access_token.expose() != stale.access_token.expose()
-    {
-        return Ok(stored);
-    }
-    let fresh = match call_endpoint(client, endpoints, account, &stored).await {
-        Ok(fresh) => fresh,
-        Err(error) => {
-            if let RefreshError::Rejected { .. } = &error {
-                mark(data_dir, account, |entry| {
-                    entry.status = format!("dead: {error}")
-                });
-            }
-            return Err(error);
+    job.refresh(Some(stored), Some(held)).await
+}
+
+impl Job<'_> {
+    /// Under the account's lock: unless the store holds something else than `expected`,
+    /// refreshes `held` (else the stored token) and saves the result.
+    async fn refresh(
+        &self,
+        expected: Option<&Token>,
+        held: Option<&Token>,
+    ) -> Result<Refreshed, RefreshError> {
+        let account = self.account;
+        let _lock = AccountLock::acquire(self.data_dir, account).await?;
+        let stored =
+            load_blocking(self.store, account)
+                .await?
+                .ok_or_else(|| CredentialsError::Missing {
+                    account: account.to_string(),
+                })?;
+        if let Some(expected) = expected
+            && stored.access_token.expose() != expected.access_token.expose()
+        {
+            return Ok(Refreshed::Stored(stored));
         }
-    };
-    {
-        let (store, account, token) = (store.clone(), account.to_string(), fresh.clone());
-        tokio::task::spawn_blocking(move || store.save(&account, &token))
-            .await
-            .map_err(|e| RefreshError::Failed {
-                account: "?".into(),
-                detail: e.to_string(),
-            })??;
+        let from = held.unwrap_or(&stored);
+        let fresh = match call_endpoint(self.client, self.endpoints, account, from).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                if let RefreshError::Rejected { .. } = &error {
+                    let status = format!("dead: {error}");
+                    mark(self.data_dir, account, move |entry| entry.status = status).await;
+                }
+                return Err(error);
+            }
+        };
+        match save_with_retries(self.store, account, &fresh).await {
+            Ok(()) => {
+                mark_refreshed(self.data_dir, account, &fresh).await;
+                Ok(Refreshed::Saved(fresh))
+            }
+            Err(error) => Ok(Refreshed::Unsaved {
+                token: fresh,
+                replaced: Box::new(stored),
+                error,
+            }),
+        }
     }
-    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    mark(data_dir, account, |entry| {
-        entry.expires_at.clone_from(&fresh.expires_at);
-        entry.last_refresh = Some(now.clone());
-        entry.status = "ok".into();
-    });
-    Ok(fresh)
+}
+
+/// Saves `fresh`, a rotated token the store refused before, unless the store no longer
+/// holds `replaced`: then someone else wrote a newer token (`Ok(false)`).
+pub async fn save_rotated(
+    store: &Arc<dyn Store>,
+    data_dir: &Path,
+    account: &str,
+    replaced: &Token,
+    fresh: &Token,
+) -> Result<bool, RefreshError> {
+    let _lock = AccountLock::acquire(data_dir, account).await?;
+    let stored = load_blocking(store, account).await?;
+    let same = |a: &Token, b: &Token| a.access_token.expose() == b.access_token.expose();
+    match stored {
+        Some(stored) if same(&stored, replaced) => {
+            save_blocking(store, account, fresh).await?;
+            mark_refreshed(data_dir, account, fresh).await;
+            Ok(true)
+        }
+        Some(stored) if same(&stored, fresh) => Ok(true),
+        // Removed or replaced meanwhile (`ccr token remove`, a new import).
+        _ => Ok(false),
+    }
+}
+
+async fn save_with_retries(
+    store: &Arc<dyn Store>,
+    account: &str,
+    token: &Token,
+) -> Result<(), CredentialsError> {
+    let mut pauses = SAVE_RETRIES.iter();
+    loop {
+        match save_blocking(store, account, token).await {
+            Ok(()) => return Ok(()),
+            Err(error) => match pauses.next() {
+                Some(pause) => {
+                    tracing::warn!(%error, account, "cannot save the rotated token; trying again");
+                    tokio::time::sleep(*pause).await;
+                }
+                None => return Err(error),
+            },
+        }
+    }
+}
+
+async fn save_blocking(
+    store: &Arc<dyn Store>,
+    account: &str,
+    token: &Token,
+) -> Result<(), CredentialsError> {
+    let (store, name, token) = (store.clone(), account.to_string(), token.clone());
+    tokio::task::spawn_blocking(move || store.save(&name, &token))
+        .await
+        .map_err(|e| CredentialsError::Unwritable {
+            account: account.to_string(),
+            place: "the store".into(),
+            detail: e.to_string(),
+        })?
 }
 
 async fn load_blocking(
-    store: &std::sync::Arc<dyn Store>,
+    store: &Arc<dyn Store>,
     account: &str,
 ) -> Result<Option<Token>, RefreshError> {
     let (store, name) = (store.clone(), account.to_string());
@@ -155,17 +331,53 @@ async fn load_blocking(
     Ok(loaded)
 }
 
-/// Updates the account's index entry; the index is informational, so a failure is logged.
-fn mark(data_dir: &Path, account: &str, update: impl FnOnce(&mut super::AccountEntry)) {
-    let result = Index::load(data_dir).and_then(|mut index| {
-        if let Some(entry) = index.accounts.get_mut(account) {
-            update(entry);
-            index.save(data_dir)?;
+async fn mark_refreshed(data_dir: &Path, account: &str, fresh: &Token) {
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let expires_at = fresh.expires_at.clone();
+    mark(data_dir, account, move |entry| {
+        entry.expires_at = expires_at;
+        entry.last_refresh = Some(now);
+        entry.status = "ok".into();
+    })
+    .await;
+}
+
+/// Updates the account's index entry, off the async threads (the index lock may be held
+/// by another process for a moment). The index is informational: a failure is logged.
+async fn mark(
+    data_dir: &Path,
+    account: &str,
+    update: impl FnOnce(&mut super::AccountEntry) + Send + 'static,
+) {
+    let (dir, name) = (data_dir.to_path_buf(), account.to_string());
+    let updated = tokio::task::spawn_blocking(move || {
+        Index::update(&dir, |index| match index.accounts.get_mut(&name) {
+            Some(entry) => {
+                update(entry);
+                true
+            }
+            None => false,
+        })
+    })
+    .await;
+    match updated {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, account, "cannot update the account index"),
+        Err(error) => tracing::warn!(%error, account, "updating the account index failed"),
+    }
+}
+
+/// A URL as messages may show it: no user info, query or fragment (they may hold secrets).
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
         }
-        Ok(())
-    });
-    if let Err(error) = result {
-        tracing::warn!(%error, "cannot update the account index");
+        Err(_) => "the refresh endpoint".into(),
     }
 }
 
@@ -175,6 +387,22 @@ async fn call_endpoint(
     account: &str,
     token: &Token,
 ) -> Result<Token, RefreshError> {
+    let (url, body) = request_for(endpoints, account, token)?;
+    let answer = tokio::time::timeout(endpoints.timeout, post(client, account, &url, body))
+        .await
+        .map_err(|_| RefreshError::TimedOut {
+            account: account.to_string(),
+            after: endpoints.timeout,
+        })??;
+    Ok(rotated(token, answer, SystemTime::now()))
+}
+
+/// The URL and JSON body that refresh `token`, by its auth method.
+fn request_for(
+    endpoints: &Endpoints,
+    account: &str,
+    token: &Token,
+) -> Result<(String, serde_json::Value), RefreshError> {
     let impossible = |why: &str| RefreshError::Impossible {
         account: account.to_string(),
         why: why.to_string(),
@@ -183,11 +411,11 @@ async fn call_endpoint(
         .refresh_token
         .as_ref()
         .ok_or_else(|| impossible("it has no refresh token: re-import it"))?;
-    let (url, body) = match token.auth_method {
-        AuthMethod::Social => (
+    match token.auth_method {
+        AuthMethod::Social => Ok((
             endpoints.social.clone(),
             json!({ "refreshToken": refresh_token.expose() }),
-        ),
+        )),
         AuthMethod::Idc => {
             let (Some(client_id), Some(client_secret)) = (&token.client_id, &token.client_secret)
             else {
@@ -202,20 +430,29 @@ async fn call_endpoint(
                 "grantType": "refresh_token",
                 "refreshToken": refresh_token.expose(),
             });
-            (endpoints.idc.replace("{region}", region), body)
+            Ok((endpoints.idc.replace("{region}", region), body))
         }
-    };
+    }
+}
+
+/// Sends the refresh request and reads its answer; the caller bounds the time.
+async fn post(
+    client: &reqwest::Client,
+    account: &str,
+    url: &str,
+    body: serde_json::Value,
+) -> Result<RefreshAnswer, RefreshError> {
     let failed = |detail: String| RefreshError::Failed {
         account: account.to_string(),
         detail,
     };
     let response = client
-        .post(&url)
+        .post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| failed(format!("cannot reach {url}: {e}")))?;
+        .map_err(|e| failed(format!("cannot reach {}: {}", shown(url), e.without_url())))?;
     let status = response.status();
     if matches!(status.as_u16(), 400 | 401 | 403) {
         return Err(RefreshError::Rejected {
@@ -224,18 +461,25 @@ async fn call_endpoint(
         });
     }
     if !status.is_success() {
-        return Err(failed(format!("{url} answered {status}")));
+        return Err(failed(format!("{} answered {status}", shown(url))));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| failed(format!("{url} broke off its answer: {e}")))?;
-    let answer: RefreshAnswer = serde_json::from_slice(&bytes)
-        .map_err(|e| failed(format!("unexpected answer from {url}: {e}")))?;
-    let expires_at = answer.expires_in.map(|secs| {
-        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(secs)).to_string()
-    });
-    Ok(Token {
+    let bytes = response.bytes().await.map_err(|e| {
+        failed(format!(
+            "{} broke off its answer: {}",
+            shown(url),
+            e.without_url()
+        ))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| failed(format!("unexpected answer from {}: {e}", shown(url))))
+}
+
+/// The token an endpoint's answer makes of `token`.
+fn rotated(token: &Token, answer: RefreshAnswer, now: SystemTime) -> Token {
+    let expires_at = answer
+        .expires_in
+        .map(|life| humantime::format_rfc3339_seconds(now + life).to_string());
+    Token {
         access_token: Secret::new(answer.access_token),
         // Rotating endpoints send a new refresh token; others keep the old one valid.
         refresh_token: answer
@@ -245,7 +489,7 @@ async fn call_endpoint(
         expires_at,
         profile_arn: answer.profile_arn.or_else(|| token.profile_arn.clone()),
         ..token.clone()
-    })
+    }
 }
 
 /// An exclusive advisory lock on `<data dir>/locks/<account>.lock`, released on drop.
@@ -254,21 +498,16 @@ struct AccountLock {
 }
 
 impl AccountLock {
+    /// Waits at most [`LOCK_PATIENCE`], polling: the wait is async, a held lock never
+    /// blocks a worker thread.
     async fn acquire(data_dir: &Path, account: &str) -> Result<AccountLock, RefreshError> {
-        let dir = data_dir.join("locks");
-        let path = dir.join(format!("{account}.lock"));
+        let path = data_dir.join("locks").join(format!("{account}.lock"));
         let unwritable = |e: std::io::Error| CredentialsError::Unwritable {
             account: account.to_string(),
             place: path.display().to_string(),
             detail: e.to_string(),
         };
-        std::fs::create_dir_all(&dir).map_err(unwritable)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(unwritable)?;
+        let file = super::atomic::open_lock_file(&path).map_err(unwritable)?;
         let deadline = tokio::time::Instant::now() + LOCK_PATIENCE;
         loop {
             match file.try_lock() {
@@ -303,7 +542,7 @@ pub struct Outcome {
 /// Refreshes each account (or only those expiring within `window`), one after another,
 /// each through its own endpoints.
 pub async fn refresh_many(
-    store: std::sync::Arc<dyn Store>,
+    store: Arc<dyn Store>,
     data_dir: &Path,
     accounts: &[(String, Endpoints)],
     window: Option<Duration>,
@@ -340,22 +579,82 @@ pub async fn refresh_many(
             });
             continue;
         }
-        let outcome = match refresh_account(&client, &store, data_dir, endpoints, name, None).await
-        {
-            Ok(token) => Outcome {
-                name: name.clone(),
-                result: "refreshed",
-                expires_at: token.expires_at,
-                error: None,
-            },
-            Err(error) => Outcome {
-                name: name.clone(),
-                result: "failed",
-                expires_at,
-                error: Some(error.to_string()),
-            },
-        };
-        outcomes.push(outcome);
+        let refreshed = refresh_account(&client, &store, data_dir, endpoints, name, None).await;
+        outcomes.push(outcome(name, refreshed, expires_at));
     }
     outcomes
+}
+
+fn outcome(name: &str, refreshed: Result<Refreshed, RefreshError>, was: Option<String>) -> Outcome {
+    let failed = |error: String| Outcome {
+        name: name.to_string(),
+        result: "failed",
+        expires_at: was.clone(),
+        error: Some(error),
+    };
+    match refreshed {
+        Ok(Refreshed::Stored(token) | Refreshed::Saved(token)) => Outcome {
+            name: name.to_string(),
+            result: "refreshed",
+            expires_at: token.expires_at,
+            error: None,
+        },
+        // The process ends with the only copy of the rotated token: say what it costs.
+        Ok(Refreshed::Unsaved { error, .. }) => failed(format!(
+            "account `{name}` was refreshed but the new token could not be saved ({error}); its old refresh token may be spent: sign in to Kiro again and run `ccr token import --name {name}`"
+        )),
+        Err(error) => failed(error.for_cli()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expires_in(value: &str) -> Option<Duration> {
+        let text = format!(r#"{{"accessToken":"a","expiresIn":{value}}}"#);
+        serde_json::from_str::<RefreshAnswer>(&text)
+            .unwrap()
+            .expires_in
+    }
+
+    #[test]
+    fn expires_in_saturates_and_is_capped() {
+        let (zero, max) = (Some(Duration::ZERO), Some(MAX_EXPIRES_IN));
+        assert_eq!(expires_in("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(expires_in("3600.9"), Some(Duration::from_secs(3600)));
+        assert_eq!(expires_in("null"), None);
+        for negative in ["-5", "-9223372036854775808", "-1e300"] {
+            assert_eq!(expires_in(negative), zero, "{negative}");
+        }
+        for huge in ["18446744073709551615", "99999999999999999999999", "1e300"] {
+            assert_eq!(expires_in(huge), max, "{huge}");
+        }
+        let token = Token::from_json(r#"{"accessToken":"old","refreshToken":"r"}"#).unwrap();
+        let answer = serde_json::from_str(r#"{"accessToken":"new","expiresIn":1e300}"#).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let fresh = rotated(&token, answer, now);
+        assert_eq!(fresh.expires_at.as_deref(), Some("2001-10-09T01:46:40Z"));
+        assert_eq!(
+            fresh.refresh_token.unwrap().expose(),
+            "r",
+            "kept when not rotated"
+        );
+    }
+
+    #[test]
+    fn messages_show_no_query_user_info_or_lock_file() {
+        assert_eq!(
+            shown("https://user:pw@oidc.example/token?code=secret#x"),
+            "https://oidc.example/token"
+        );
+        assert_eq!(shown("not a url ?secret"), "the refresh endpoint");
+        let locked = RefreshError::Locked {
+            account: "work".into(),
+            path: PathBuf::from("data/locks/work.lock"),
+        };
+        assert!(!locked.to_string().contains("work.lock"), "{locked}");
+        assert!(locked.to_string().contains("`work`"), "{locked}");
+        assert!(locked.for_cli().contains("work.lock"));
+    }
 }

@@ -1,7 +1,6 @@
 //! Where tokens are kept: the OS keyring (one entry per account, service `ccr`, user
 //! `codewhisperer:<name>`) or, chosen explicitly, a 0600 JSON file per account.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{CredentialsError, Token};
@@ -76,13 +75,8 @@ impl Store for FileStore {
 
     fn save(&self, account: &str, token: &Token) -> Result<(), CredentialsError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| self.unwritable(account, e))?;
-        let path = self.path(account);
-        let temp = self.dir.join(format!(".{account}.json.tmp"));
-        let mut file = create_private(&temp).map_err(|e| self.unwritable(account, e))?;
-        file.write_all(token.to_json().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| self.unwritable(account, e))?;
-        std::fs::rename(&temp, &path).map_err(|e| self.unwritable(account, e))
+        super::atomic::replace_file(&self.path(account), token.to_json().as_bytes(), true)
+            .map_err(|e| self.unwritable(account, e))
     }
 
     fn remove(&self, account: &str) -> Result<bool, CredentialsError> {
@@ -100,25 +94,6 @@ impl Store for FileStore {
     fn kind(&self) -> &'static str {
         "file"
     }
-}
-
-/// Creates (or truncates) a file only its owner can read.
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its mode through open(); make sure.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
 }
 
 #[cfg(unix)]

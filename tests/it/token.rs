@@ -491,7 +491,7 @@ mod manager {
             assert_eq!(check_stream(&text).text(), "fine");
         }
         assert!(!slow.is_finished(), "the held refresh was still running");
-        release.notify_waiters();
+        release.release();
         assert_eq!(check_stream(&slow.await.unwrap()).text(), "ok");
         ccr.shutdown().await;
     }
@@ -586,7 +586,7 @@ mod manager {
             run_ccr(&args, &[]).await
         });
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        release.notify_waiters();
+        release.release();
         let (code, _, stderr) = cli.await.unwrap();
         assert_eq!(code, Some(0), "{stderr}");
         assert_eq!(check_stream(&served.await.unwrap()).text(), "ok");
@@ -597,6 +597,231 @@ mod manager {
             "both end with the new token"
         );
         ccr.shutdown().await;
+    }
+
+    /// Waits until the mock has been called `n` times.
+    async fn until_called(refresh: &MockRefresh, n: usize) {
+        let deadline = Instant::now() + crate::support::PATIENCE;
+        while refresh.calls() < n {
+            assert!(Instant::now() < deadline, "the refresh never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hanging_refresh_endpoint_fails_requests_within_the_timeout() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        refresh.hang();
+        let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
+        let (_c, cli_config) = temp_config("credentials: { store: file }\n");
+        let data = imported(
+            &[("work", "2000-01-01T00:00:00Z")],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        // A refresh waits no longer than the provider's `timeouts.first_byte` (at most 15 s).
+        let yaml = serve_config(
+            &upstream.base_url(),
+            &refresh,
+            &["work"],
+            data.path().to_str().unwrap(),
+        )
+        .replace(
+            "accounts: [work],",
+            "accounts: [work], timeouts: { first_byte: 1s },",
+        );
+        let ccr = Ccr::start_in(&yaml, data.path()).await;
+        let started = Instant::now();
+        let response = messages_request(&ccr, body("claude-sonnet-4-5"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        // Generous: the request may wait for the background check's refresh, then its own.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answered after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status, 401, "{text}");
+        assert!(
+            text.contains("account `work`") && text.contains("timed out"),
+            "{text}"
+        );
+        for hidden in [".lock", REFRESH, "aoa-old", "aor-"] {
+            assert!(!text.contains(hidden), "`{hidden}` in {text}");
+        }
+        assert!(refresh.calls() >= 1);
+        assert!(upstream.received().is_empty(), "no token went upstream");
+        // The refresh that timed out holds no lock: another refresh could start at once.
+        let lock = std::fs::File::open(data.path().join("locks/work.lock")).unwrap();
+        lock.try_lock()
+            .expect("the account's lock file is free again");
+        drop(lock);
+        ccr.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_leaving_during_a_refresh_does_not_lose_the_rotated_token() {
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        let release = refresh.hold();
+        let upstream = MockUpstream::start(only("aoa-fresh-1")).await;
+        let (_c, cli_config) = temp_config("credentials: { store: file }\n");
+        // Far from expiry, so no background check refreshes it: the upstream's 403 makes
+        // the request itself renew the token.
+        let data = imported(
+            &[("work", "2099-01-01T00:00:00Z")],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        let yaml = serve_config(
+            &upstream.base_url(),
+            &refresh,
+            &["work"],
+            data.path().to_str().unwrap(),
+        );
+        let ccr = Ccr::start_in(&yaml, data.path()).await;
+        let request = messages_request(&ccr, body("claude-sonnet-4-5"));
+        let leaving = tokio::spawn(async move { request.send().await });
+        until_called(&refresh, 1).await;
+        // The client goes away while the endpoint is rotating its refresh token.
+        leaving.abort();
+        assert!(leaving.await.unwrap_err().is_cancelled());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release.release();
+
+        let stored_path = data.path().join("credentials/work.json");
+        let deadline = Instant::now() + crate::support::PATIENCE;
+        while !std::fs::read_to_string(&stored_path)
+            .unwrap()
+            .contains("aor-rotated-1")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the rotated token was never saved"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let next = messages_request(&ccr, body("claude-sonnet-4-5"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(next.status(), 200);
+        assert_eq!(check_stream(&next.text().await.unwrap()).text(), "ok");
+        let received = upstream.received();
+        assert_eq!(
+            received.last().unwrap().headers["authorization"],
+            "Bearer aoa-fresh-1"
+        );
+        assert_eq!(refresh.calls(), 1, "the refresh token was spent once");
+        ccr.shutdown().await;
+    }
+
+    /// A file store whose saves fail while `refuse` is set (a locked keyring, a full disk).
+    struct RefusingStore {
+        inner: ccr::credentials::FileStore,
+        refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl ccr::credentials::Store for RefusingStore {
+        fn load(
+            &self,
+            account: &str,
+        ) -> Result<Option<ccr::credentials::Token>, ccr::credentials::CredentialsError> {
+            self.inner.load(account)
+        }
+
+        fn save(
+            &self,
+            account: &str,
+            token: &ccr::credentials::Token,
+        ) -> Result<(), ccr::credentials::CredentialsError> {
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ccr::credentials::CredentialsError::Unwritable {
+                    account: account.to_string(),
+                    place: self.describe(),
+                    detail: "refused by the test".into(),
+                });
+            }
+            self.inner.save(account, token)
+        }
+
+        fn remove(&self, account: &str) -> Result<bool, ccr::credentials::CredentialsError> {
+            self.inner.remove(account)
+        }
+
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+
+        fn kind(&self) -> &'static str {
+            self.inner.kind()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_save_keeps_the_rotated_token_in_memory_and_saves_it_later() {
+        use ccr::credentials::TokenSource;
+        use ccr::credentials::manager::{Refresher, TokenManager};
+        use ccr::credentials::refresh::Endpoints;
+
+        let refresh = MockRefresh::start(&[&format!("{REFRESH}-work")], 3600).await;
+        let (_c, cli_config) = temp_config("credentials: { store: file }\n");
+        let data = imported(
+            &[("work", "2000-01-01T00:00:00Z")],
+            cli_config.to_str().unwrap(),
+        )
+        .await;
+        let store = std::sync::Arc::new(RefusingStore {
+            inner: ccr::credentials::FileStore::new(&data.path().join("credentials")),
+            refuse: true.into(),
+        });
+        let manager = TokenManager::new(
+            store.clone(),
+            data.path().to_path_buf(),
+            Refresher::Serve,
+            crate::support::client(),
+        );
+        let endpoints = Endpoints {
+            social: refresh.social_url(),
+            ..Endpoints::default()
+        };
+        manager.set_accounts(vec![("work".into(), endpoints)]).await;
+        let stored = || std::fs::read_to_string(data.path().join("credentials/work.json")).unwrap();
+
+        // The expired token is refreshed; the store refuses the rotated one, which is
+        // served from memory all the same, without another refresh.
+        let first = manager.token("work").await.unwrap();
+        assert_eq!(first.access_token.expose(), "aoa-fresh-1");
+        assert!(stored().contains("aoa-old-work"), "the store refused it");
+        let again = manager.token("work").await.unwrap();
+        assert_eq!(again.access_token.expose(), "aoa-fresh-1");
+        assert_eq!(refresh.calls(), 1);
+
+        // Refused upstream while still unsaved: the refresh starts from the token in
+        // memory (the stored refresh token is spent), and that one is kept too.
+        let second = manager.rejected("work", &first).await.unwrap();
+        assert_eq!(second.access_token.expose(), "aoa-fresh-2");
+        assert_eq!(refresh.calls(), 2, "the rotated refresh token worked");
+        assert!(stored().contains("aoa-old-work"));
+
+        // The store takes tokens again: the next background check saves it.
+        store
+            .refuse
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        manager.save_unsaved().await;
+        assert!(
+            stored().contains("aoa-fresh-2") && stored().contains("aor-rotated-2"),
+            "saved at last"
+        );
+        let index = std::fs::read_to_string(data.path().join("accounts.json")).unwrap();
+        assert!(index.contains("last_refresh\": \""), "{index}");
+        assert_eq!(
+            manager.token("work").await.unwrap().access_token.expose(),
+            "aoa-fresh-2"
+        );
+        assert_eq!(refresh.calls(), 2);
     }
 
     /// Sends requests until one is routed to `model` (the reloaded config's).

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -23,8 +23,20 @@ struct State {
     issued: AtomicUsize,
     /// Each answer waits this long, to make refreshes overlap with other work.
     delay: Mutex<std::time::Duration>,
-    /// While set, answers wait until it is notified.
-    gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    /// While set, answers wait until it opens.
+    gate: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
+    /// Calls are counted and never answered.
+    hanging: AtomicBool,
+}
+
+/// Answers held by [`MockRefresh::hold`] go out once this is released. Unlike a `Notify`,
+/// an answer that reaches the gate after the release passes it too: no lost wake-up.
+pub struct Gate(tokio::sync::watch::Sender<bool>);
+
+impl Gate {
+    pub fn release(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 #[derive(Clone)]
@@ -75,11 +87,16 @@ impl MockRefresh {
         *self.state.delay.lock().unwrap() = delay;
     }
 
-    /// Holds every answer until the returned `Notify` is notified (`notify_waiters`).
-    pub fn hold(&self) -> Arc<tokio::sync::Notify> {
-        let gate = Arc::new(tokio::sync::Notify::new());
-        *self.state.gate.lock().unwrap() = Some(gate.clone());
-        gate
+    /// Holds every answer until the returned gate is released.
+    pub fn hold(&self) -> Gate {
+        let (open, opened) = tokio::sync::watch::channel(false);
+        *self.state.gate.lock().unwrap() = Some(opened);
+        Gate(open)
+    }
+
+    /// Never answers again: each call is counted, then hangs (as a stuck endpoint does).
+    pub fn hang(&self) {
+        self.state.hanging.store(true, Ordering::SeqCst);
     }
 
     pub fn calls(&self) -> usize {
@@ -95,9 +112,12 @@ async fn answer(
     state.calls.fetch_add(1, Ordering::SeqCst);
     let delay = *state.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
+    if state.hanging.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     let gate = state.gate.lock().unwrap().clone();
-    if let Some(gate) = gate {
-        gate.notified().await;
+    if let Some(mut gate) = gate {
+        let _ = gate.wait_for(|open| *open).await;
     }
     let idc = request.uri().path() == "/token";
     let body = request
