@@ -3,6 +3,7 @@
 
 mod human;
 mod printer;
+mod replay;
 mod serve;
 mod stats;
 mod token;
@@ -55,6 +56,8 @@ enum Command {
     Token(token::Args),
     /// Show a running server's stats
     Stats(stats::Args),
+    /// Resend logged failures through a running server
+    Replay(replay::Args),
 }
 
 /// What every command is handed, resolved once: global flags, paths and the printer.
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&context, args),
         Command::Token(args) => token::run(&context, args),
         Command::Stats(args) => stats::run(&context, args),
+        Command::Replay(args) => replay::run(&context, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

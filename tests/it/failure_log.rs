@@ -1,6 +1,7 @@
 //! The failure log from outside: which requests it records, what a record holds, that
 //! it never holds a credential, and that a full queue drops and counts instead of waiting.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -311,4 +312,147 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+#[tokio::test]
+async fn replay_resends_the_original_bodies_through_the_server() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_string();
+    let upstream = MockUpstream::start(Reply::Sse {
+        body: sse_stream("recovered", 3, 4),
+        byte_per_write: false,
+    })
+    .await;
+    upstream.then(status(500, "down")).then(status(500, "down"));
+    let ccr = Ccr::start_in(
+        &with_router(
+            &config_yaml(&upstream.base_url(), "up/*", "", ""),
+            "max_attempts: 1",
+        ),
+        data.path(),
+    )
+    .await;
+    let bodies = [
+        small_request("first-model", false),
+        small_request("second-model", true),
+    ];
+    for body in &bodies {
+        let response = messages_request(&ccr, body.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+    }
+    let logged = records(data.path(), 2).await;
+    assert_eq!(logged.len(), 2);
+    let url = ccr.url("");
+    let run = |args: Vec<String>| {
+        let data_dir = data_dir.clone();
+        async move {
+            let mut all = vec!["--data-dir".to_string(), data_dir];
+            all.extend(args);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            crate::support::run_ccr(&refs, &[]).await
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    // A dry run sends nothing.
+    let (code, stdout, stderr) =
+        run(s(&["replay", "--since", "1h", "--url", &url, "--dry-run"])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("would replay"))
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(upstream.received().len(), 2);
+
+    // The upstream is healthy again: both go through, streamed one streamed.
+    let (code, table, stderr) = run(s(&["replay", "--since", "1h", "--url", &url])).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        table.contains("upstream_5xx") && table.matches("| ok").count() == 2,
+        "{table}"
+    );
+    let received = upstream.received();
+    assert_eq!(received.len(), 4);
+    // Replays run concurrently, so compare the bodies in a fixed order.
+    let sorted = |part: &[crate::support::mock_upstream::Received]| {
+        let mut bodies: Vec<Value> = part
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        bodies.sort_by_key(|b| b["model"].as_str().unwrap().to_string());
+        bodies
+    };
+    assert_eq!(
+        sorted(&received[..2]),
+        sorted(&received[2..]),
+        "the replay sends the original bodies"
+    );
+    let replay_records = ccr.records.wait_for(4).await;
+    let ids: Vec<&str> = logged.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for record in &replay_records[2..] {
+        assert!(
+            ids.contains(&record.replay_of.as_deref().unwrap()),
+            "x-ccr-replay-of names the original"
+        );
+    }
+    let replays = std::fs::read_dir(data.path().join("replays"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let outcomes: Vec<Value> = std::fs::read_to_string(replays)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o["ok"] == true && o["provider"] == "up")
+    );
+
+    // A replay that fails again exits 1 and is itself logged, linked to the original.
+    upstream.then(status(500, "down again"));
+    let (code, json, _) = run(s(&["replay", "--url", &url, "--id", ids[0], "--json"])).await;
+    assert_eq!(code, Some(1));
+    let outcome: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (outcome["ok"].as_bool(), outcome["status"].as_u64()),
+        (Some(false), Some(500))
+    );
+    let logged_again = records(data.path(), 3).await;
+    assert_eq!(logged_again.last().unwrap()["replay_of"], ids[0]);
+
+    // A corrupt line is skipped and counted; the failure log is never rewritten.
+    let file = std::fs::read_dir(data.path().join("failures"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let before = std::fs::read(&file).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"not a record\n")
+        .unwrap();
+    let (code, _, stderr) = run(s(&["replay", "--url", &url, "--dry-run"])).await;
+    assert_eq!(code, Some(0));
+    assert!(stderr.contains("skipped 1 line"), "{stderr}");
+    assert!(std::fs::read(&file).unwrap().starts_with(&before));
+    ccr.shutdown().await;
+
+    // No server: exit 1, saying to start one.
+    let (code, _, stderr) = run(s(&["replay", "--url", &url, "--id", ids[1]])).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("start it with `ccr serve`"), "{stderr}");
+    let (code, _, _) = run(s(&["replay", "--concurrency", "0"])).await;
+    assert_eq!(code, Some(2), "a usage error");
 }

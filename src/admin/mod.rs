@@ -1,4 +1,7 @@
-//! The client side of ccr's admin endpoints, for `ccr stats` (and later `ccr replay`).
+//! The client side of a running server: `ccr stats` reads its stats, `ccr replay` resends
+//! logged failures through it.
+
+pub mod replay;
 
 use crate::secret::Secret;
 use crate::stats::GroupBy;
