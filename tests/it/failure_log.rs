@@ -456,3 +456,80 @@ async fn replay_resends_the_original_bodies_through_the_server() {
     let (code, _, _) = run(s(&["replay", "--concurrency", "0"])).await;
     assert_eq!(code, Some(2), "a usage error");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_failure_record() {
+    let data = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start(status(500, "down")).await;
+    let yaml = with_router(
+        &config_yaml(&upstream.base_url(), "up/*", "", ""),
+        "max_attempts: 1",
+    );
+    // Quiet logs: nobody reads the child's stderr while the load runs, and a full pipe
+    // would stall it.
+    let ccr = crate::support::CcrProcess::serve_with_env(
+        Some(&yaml),
+        &["--data-dir", data.path().to_str().unwrap()],
+        &[("CCR_LOG", "warn")],
+    )
+    .await;
+    let url = ccr.url("/v1/messages");
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, answered, stop) = (url.clone(), answered.clone(), stop.clone());
+            tokio::spawn(async move {
+                let http = client();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sent = http
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(small_request("m", false))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { return };
+                    let id = response
+                        .headers()
+                        .get("x-ccr-request-id")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    if response.status() == 500
+                        && let Some(id) = id
+                    {
+                        answered.lock().unwrap().push(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Everything answered so far must be in the log after exit.
+    let before_signal: Vec<String> = answered.lock().unwrap().clone();
+    ccr.sigterm();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (code, stderr) = ccr.wait().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    for client in clients {
+        let _ = client.await;
+    }
+    assert!(
+        before_signal.len() >= 200,
+        "a load of {} failing requests in 2 s",
+        before_signal.len()
+    );
+    let logged: std::collections::HashSet<String> = records(data.path(), 0)
+        .await
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<&String> = before_signal
+        .iter()
+        .filter(|id| !logged.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered failures missing from the log",
+        missing.len(),
+        before_signal.len()
+    );
+}
