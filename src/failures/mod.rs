@@ -34,7 +34,7 @@ pub enum FailureLogError {
 
 /// The request side: turns finished requests into records and queues them.
 pub struct FailureLog {
-    queue: mpsc::Sender<FailureRecord>,
+    queue: mpsc::Sender<(FailureRecord, bytes::Bytes)>,
     /// Records dropped because the queue was full.
     dropped: AtomicU64,
     /// Records queued, for record ids unique within this server.
@@ -80,6 +80,7 @@ impl RecordSink for FailureLog {
         let Some(failure) = FailureRecord::of(record, self.next_id()) else {
             return;
         };
+        // The body is shared, not copied; the writer turns it into the record's JSON.
         if self.queue.try_send(failure).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -90,13 +91,13 @@ impl RecordSink for FailureLog {
 pub struct Writer {
     dir: PathBuf,
     keep_days: u32,
-    incoming: mpsc::Receiver<FailureRecord>,
+    incoming: mpsc::Receiver<(FailureRecord, bytes::Bytes)>,
 }
 
 impl Writer {
     /// Writes batches until `stop`, then everything still queued, and syncs the files.
     pub async fn run(mut self, stop: CancellationToken) {
-        let mut batch: Vec<FailureRecord> = Vec::new();
+        let mut batch: Vec<(FailureRecord, bytes::Bytes)> = Vec::new();
         let mut tick = tokio::time::interval(BATCH_EVERY);
         let mut last_prune: Option<String> = None;
         loop {
@@ -134,7 +135,7 @@ impl Writer {
         }
     }
 
-    async fn write(&self, batch: Vec<FailureRecord>, sync: bool) {
+    async fn write(&self, batch: Vec<(FailureRecord, bytes::Bytes)>, sync: bool) {
         let dir = self.dir.clone();
         let written = tokio::task::spawn_blocking(move || append(&dir, &batch, sync)).await;
         match written {
@@ -151,7 +152,11 @@ impl Writer {
 }
 
 /// Appends records to their days' files, creating the directory (0700) and files (0600).
-fn append(dir: &Path, batch: &[FailureRecord], sync: bool) -> Result<(), FailureLogError> {
+fn append(
+    dir: &Path,
+    batch: &[(FailureRecord, bytes::Bytes)],
+    sync: bool,
+) -> Result<(), FailureLogError> {
     use std::io::Write;
     let failed = |source| FailureLogError::Write {
         dir: dir.display().to_string(),
@@ -159,11 +164,8 @@ fn append(dir: &Path, batch: &[FailureRecord], sync: bool) -> Result<(), Failure
     };
     create_private_dir(dir).map_err(failed)?;
     let mut by_day: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
-    for record in batch {
-        let line = by_day.entry(record.day()).or_default();
-        // A record always serializes: plain data and a JSON value.
-        serde_json::to_writer(&mut *line, record).expect("a failure record serializes");
-        line.push(b'\n');
+    for (record, body) in batch {
+        record.line_with_body(body, by_day.entry(record.day()).or_default());
     }
     for (day, lines) in by_day {
         let mut file = open_private_append(&dir.join(format!("{day}.jsonl"))).map_err(failed)?;

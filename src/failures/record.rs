@@ -8,7 +8,7 @@ use crate::record::{Outcome, RequestRecord};
 /// The schema of a failure record; a changed meaning bumps it.
 pub const RECORD_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FailureRecord {
     pub version: u32,
     /// This record's id (what `ccr replay --id` and `x-ccr-replay-of` name).
@@ -30,8 +30,8 @@ pub struct FailureRecord {
     /// The failure this request was itself a replay of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
-    /// The client's request body, as JSON.
-    pub request: serde_json::Value,
+    /// The client's request body, as JSON, as the client wrote it.
+    pub request: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,14 +60,17 @@ impl FailureRecord {
     /// The record for a finished request, if it is one the log keeps: the client did not
     /// get a complete answer from an upstream. What ccr refused itself (a wrong client key,
     /// malformed JSON, a body over the limit) has nothing to replay and is left to stats.
-    pub fn of(request: &RequestRecord, id: String) -> Option<FailureRecord> {
+    ///
+    /// The body is not copied into the record here: [`FailureRecord::with_body`] does that
+    /// on the writer's task, off the request path.
+    pub fn of(request: &RequestRecord, id: String) -> Option<(FailureRecord, bytes::Bytes)> {
         if request.outcome == Outcome::Completed || request.attempts.is_empty() {
             return None;
         }
-        let body = request.body.as_ref()?;
+        let body = request.body.clone()?;
         let failure = request.failure?;
         let text = |s: &Option<String>| s.as_deref().map(redact_key_shapes);
-        Some(FailureRecord {
+        let record = FailureRecord {
             version: RECORD_VERSION,
             id,
             time: humantime::format_rfc3339_millis(request.started_at).to_string(),
@@ -97,14 +100,35 @@ impl FailureRecord {
             },
             output_streamed: request.output_started,
             replay_of: request.replay_of.clone(),
-            request: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
-        })
+            request: null_json(),
+        };
+        Some((record, body))
+    }
+
+    /// The record as one JSON line with the client's body in place, written as received
+    /// (it was validated then): no second parse, no copy through a `Value`.
+    pub fn line_with_body(&self, body: &[u8], out: &mut Vec<u8>) {
+        // `request` is the last field and serializes as `null`: splice the body over it.
+        serde_json::to_writer(&mut *out, self).expect("a failure record serializes");
+        let null_end = out.len() - 1; // before the closing brace
+        out.truncate(null_end - "null".len());
+        // Raw line breaks can only be whitespace between JSON tokens (strings escape them);
+        // one record per line needs none.
+        out.extend(
+            body.iter()
+                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+        );
+        out.extend_from_slice(b"}\n");
     }
 
     /// The UTC day (`YYYY-MM-DD`) the record belongs to, which names its file.
     pub fn day(&self) -> &str {
         self.time.get(..10).unwrap_or("unknown")
     }
+}
+
+fn null_json() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
 }
 
 fn blame_name(blame: crate::failure::Blame) -> &'static str {

@@ -1,0 +1,119 @@
+//! The failure log's cost on a failing workload: requests/s through ccr while every request
+//! fails (the upstream answers 500 to the 76 KB Claude Code body), with the log on and off,
+//! interleaved in one run. Run with `cargo bench --bench failures`.
+
+#[path = "../tests/it/support/mock_upstream.rs"]
+#[allow(dead_code)]
+mod mock_upstream;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ccr::config::{Config, Source};
+use ccr::server::Server;
+use mock_upstream::{MockUpstream, Reply};
+
+const CONCURRENCY: usize = 16;
+const PER_WORKER: usize = 300;
+const ROUNDS: usize = 3;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let body = fixture_body();
+    let upstream = MockUpstream::start(Reply::Status {
+        status: 500,
+        headers: vec![],
+        body: r#"{"type":"error","error":{"type":"api_error","message":"down"}}"#.into(),
+    })
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let start = |enabled: bool| {
+        let yaml = format!(
+            "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  up: {{ type: anthropic, base_url: \"{}\" }}\nroutes:\n  default: [up/*]\nrouter: {{ max_attempts: 1 }}\nfailures: {{ enabled: {enabled} }}\n",
+            upstream.base_url()
+        );
+        let mut config = Config::parse(&yaml, &Source::Embedded, Some(HashMap::new())).unwrap();
+        config.data_dir = Some(data.path().join(if enabled { "on" } else { "off" }));
+        async move {
+            let server = Server::bind(&config, Default::default()).await.unwrap();
+            let addr = server.local_addr();
+            tokio::spawn(server.run(std::future::pending()));
+            format!("http://{addr}/v1/messages")
+        }
+    };
+    let on = start(true).await;
+    let off = start(false).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    for url in [&on, &off] {
+        rate(&client, url, &body, 50).await;
+    }
+    let tiny = Bytes::from_static(
+        br#"{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}"#,
+    );
+    println!(
+        "failing requests/s at {CONCURRENCY} concurrent, upstream 500, log off and on interleaved"
+    );
+    println!();
+    println!("| body | round | log off | log on | on / off |");
+    println!("|---|---|---|---|---|");
+    for (name, body) in [("tiny", &tiny), ("76 KB", &body)] {
+        for round in 1..=ROUNDS {
+            let off_rate = rate(&client, &off, body, PER_WORKER).await;
+            let on_rate = rate(&client, &on, body, PER_WORKER).await;
+            println!(
+                "| {name} | {round} | {off_rate:.0} | {on_rate:.0} | {:.2}x |",
+                on_rate / off_rate
+            );
+        }
+    }
+}
+
+async fn rate(client: &reqwest::Client, url: &str, body: &Bytes, per_worker: usize) -> f64 {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+            tokio::spawn(async move {
+                for _ in 0..per_worker {
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-api-key", "sk-bench")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 500);
+                    response.bytes().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    (CONCURRENCY * per_worker) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn fixture_body() -> Bytes {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/claude-code-first-turn.json"
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Bytes::from(serde_json::to_vec(&value["body"]).unwrap())
+}
