@@ -310,3 +310,19 @@ fn each_provider_type_takes_only_its_own_fields() {
     );
     assert!(text.contains("providers.kiro.accounts"), "{text}");
 }
+
+#[test]
+fn config_errors_never_echo_a_secret() {
+    for yaml in [
+        "providers:\n  a: { type: openai, api_key: [sk-listed-secret-value] }\nroutes:\n  default: [a/m]\n",
+        "providers:\n  a: { type: openai, api_key: { k: sk-mapped-secret-value } }\nroutes:\n  default: [a/m]\n",
+        "server:\n  api_key: sk-server-secret-value\n  port: nope\n",
+        "providers:\n  a: { type: openai, api_key: sk-bad-header-secret\u{7f}value, api_keys: [sk-other-secret-value] }\nroutes:\n  default: [a/m]\n",
+    ] {
+        let text = load_err(yaml);
+        assert!(
+            !text.contains("secret-value") && !text.contains("secret\u{7f}"),
+            "{text}"
+        );
+    }
+}
