@@ -114,10 +114,15 @@ impl FailureRecord {
         out.truncate(null_end - "null".len());
         // Raw line breaks can only be whitespace between JSON tokens (strings escape them);
         // one record per line needs none.
-        out.extend(
-            body.iter()
-                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
-        );
+        let start = out.len();
+        out.extend_from_slice(body);
+        if memchr::memchr2(b'\n', b'\r', body).is_some() {
+            for byte in &mut out[start..] {
+                if *byte == b'\n' || *byte == b'\r' {
+                    *byte = b' ';
+                }
+            }
+        }
         out.extend_from_slice(b"}\n");
     }
 
@@ -202,5 +207,28 @@ mod tests {
             redact_key_shapes("skip-the-line ask sky"),
             "skip-the-line ask sky"
         );
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn a_pretty_printed_body_becomes_one_line_that_parses_back() {
+        let record: FailureRecord = serde_json::from_value(serde_json::json!({
+            "version": 1, "id": "f1", "time": "2026-12-02T18:00:00.000Z", "request_id": "req_1",
+            "session": null, "scenario": "default", "model": "m", "stream": false,
+            "attempts": [], "client_got": {"status": 500, "class": "upstream_5xx", "error": null},
+            "output_streamed": false, "request": null
+        }))
+        .unwrap();
+        let body = b"{\n  \"model\": \"m\",\r\n  \"messages\": [{\"content\": \"a\\nb\"}]\n}";
+        let mut line = Vec::new();
+        record.line_with_body(body, &mut line);
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        let back: FailureRecord = serde_json::from_slice(&line).unwrap();
+        let request: serde_json::Value = serde_json::from_str(back.request.get()).unwrap();
+        assert_eq!(request["messages"][0]["content"], "a\nb");
     }
 }
