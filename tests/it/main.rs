@@ -6,6 +6,7 @@ mod codewhisperer;
 mod config;
 mod conformance;
 mod estimate;
+mod fuzz;
 mod openai;
 mod passthrough;
 mod repository;
