@@ -7,6 +7,7 @@ mod config;
 mod conformance;
 mod estimate;
 mod failure_log;
+mod fuzz;
 mod hardening;
 mod openai;
 mod passthrough;
