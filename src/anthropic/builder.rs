@@ -188,7 +188,9 @@ impl StreamBuilder {
                 delta: Delta::InputJson("{}".into()),
             }),
             Open::Tool { name, input } => {
-                if serde_json::from_str::<serde::de::IgnoredAny>(&input).is_err() {
+                // Anthropic's `input` is an object: valid JSON of another kind is refused too.
+                let object = input.trim_start().starts_with('{');
+                if !object || serde_json::from_str::<serde::de::IgnoredAny>(&input).is_err() {
                     let message = (self.invalid_tool_input)(&self.provider, &name);
                     let error = ApiError::new(ErrorType::Api, message);
                     return self.fail(error, Failure::upstream(Class::BadResponse), out);
@@ -507,7 +509,7 @@ mod tests {
             stream.thinking("hm".into(), out);
             stream.text("hello wor".into(), out);
             stream.start_tool(None, "A".into(), out);
-            stream.tool_input("[1]".into(), out);
+            stream.tool_input("{ }".into(), out);
             stream.finish(StopReason::ToolUse, out);
         };
         let mut stream = builder();
@@ -547,5 +549,23 @@ mod tests {
             ["message_start", "message_delta", "message_stop"]
         );
         assert_eq!(message_delta(&out).1.output_tokens, 0);
+    }
+}
+
+#[cfg(test)]
+mod object_input_tests {
+    use super::*;
+
+    #[test]
+    fn tool_input_that_is_not_an_object_ends_the_stream() {
+        let mut builder = StreamBuilder::new("up", "m", 1);
+        let mut out = Vec::new();
+        builder.start_tool(Some("t1".into()), "Read".into(), &mut out);
+        builder.tool_input("[1,2]".into(), &mut out);
+        builder.finish(StopReason::ToolUse, &mut out);
+        assert!(
+            matches!(out.last(), Some(StreamEvent::Error(e)) if e.failure.class == Class::BadResponse),
+            "{out:?}"
+        );
     }
 }

@@ -235,11 +235,22 @@ pub struct BodyError {
 impl MessagesBody {
     /// Parses a body; an error names the JSON path of the offending value.
     pub fn parse(body: &[u8]) -> Result<MessagesBody, BodyError> {
+        let whole = |message: &str| BodyError {
+            path: ".".into(),
+            message: message.into(),
+        };
+        // serde would read a struct written as an array; a request is an object.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(whole("the body must be a JSON object"));
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| BodyError {
+        let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| BodyError {
             path: e.path().to_string(),
             message: e.inner().to_string(),
-        })
+        })?;
+        de.end()
+            .map_err(|e| whole(&format!("after the request object: {e}")))?;
+        Ok(parsed)
     }
 }
 
