@@ -2,6 +2,9 @@
 //! least work any converter must do (a serde_json::Value round trip), measured in the same
 //! run. Run with `cargo bench --bench convert`.
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 use std::hint::black_box;
 
 use ccr::anthropic::events::SseWriter;
@@ -14,13 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
 fn fixture_body() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/claude-code-first-turn.json"
-    );
-    let value: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    serde_json::to_vec(&value["body"]).unwrap()
+    fixture::claude_code_body()
 }
 
 /// 64 chunks: reasoning, text, then a tool call whose arguments arrive in fragments.

@@ -2,6 +2,9 @@
 //! fails (the upstream answers 500 to the 76 KB Claude Code body), with the log on and off,
 //! interleaved in one run. Run with `cargo bench --bench failures`.
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 #[path = "../tests/it/support/mock_upstream.rs"]
 #[allow(dead_code)]
 mod mock_upstream;
@@ -109,11 +112,5 @@ async fn rate(client: &reqwest::Client, url: &str, body: &Bytes, per_worker: usi
 }
 
 fn fixture_body() -> Bytes {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/claude-code-first-turn.json"
-    );
-    let value: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Bytes::from(serde_json::to_vec(&value["body"]).unwrap())
+    Bytes::from(fixture::claude_code_body())
 }

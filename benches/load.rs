@@ -3,6 +3,9 @@
 //! out, bytes copied, nothing parsed). Run with `cargo bench --bench load`; the figures go
 //! into BENCHMARKS.md as ratios to the baselines of the same run.
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 #[path = "../tests/it/support/mock_upstream.rs"]
 #[allow(dead_code)]
 mod mock_upstream;
@@ -165,13 +168,7 @@ async fn throughput(client: &reqwest::Client, url: &str, body: &Bytes, expect: u
 }
 
 fn fixture_body() -> Bytes {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/claude-code-first-turn.json"
-    );
-    let value: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    Bytes::from(serde_json::to_vec(&value["body"]).unwrap())
+    Bytes::from(fixture::claude_code_body())
 }
 
 type ProxyBody = http_body_util::combinators::BoxBody<Bytes, reqwest::Error>;
