@@ -359,6 +359,7 @@ async fn five_hundred_headers_get_an_anthropic_shaped_431() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_served_with_2000_idle_connections_open_and_the_cap_holds() {
+    raise_open_file_limit();
     let upstream = MockUpstream::start(ok_stream()).await;
     let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
     let idle: Vec<tokio::net::TcpStream> = {
@@ -588,4 +589,21 @@ async fn a_200_mb_upstream_error_body_does_not_grow_ccr() {
     ccr.sigterm();
     let (code, stderr) = ccr.wait().await;
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// 2 000 connections are 4 000 descriptors in this process (both ends): lift the soft
+/// limit to the hard one, as a server's service manager would.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
