@@ -1,6 +1,7 @@
 //! The `ccr` command line: argument parsing, dispatch, error reporting and exit codes.
 //! Each subcommand lives in its own file as a thin layer over the `ccr` library.
 
+mod generate;
 mod human;
 mod printer;
 mod replay;
@@ -21,7 +22,7 @@ use printer::{Closed, ColorChoice, Printer};
     version,
     about = "A fast local router for Anthropic Messages API clients"
 )]
-struct Cli {
+pub struct Cli {
     /// Configuration file (default: the platform config directory's ccr/config.yaml)
     #[arg(long, global = true, env = "CCR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -58,6 +59,11 @@ enum Command {
     Stats(stats::Args),
     /// Resend logged failures through a running server
     Replay(replay::Args),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(generate::CompletionsArgs),
+    /// Write completions/ and man/ from this definition (for ccr's own repository)
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// What every command is handed, resolved once: global flags, paths and the printer.
@@ -139,6 +145,8 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(&context, args),
         Command::Stats(args) => stats::run(&context, args),
         Command::Replay(args) => replay::run(&context, args),
+        Command::Completions(args) => generate::completions(&context, args),
+        Command::Generate(args) => generate::generate(&context, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

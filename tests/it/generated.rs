@@ -1,0 +1,94 @@
+//! The committed `completions/` and `man/` are what the binary generates from its clap
+//! definition today, and the shells and `mandoc` accept them.
+
+use std::path::Path;
+
+const REGENERATE: &str = "cargo run -- generate --out .";
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn completions_and_man_pages_are_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) =
+        crate::support::run_ccr(&["generate", "--out", out.path().to_str().unwrap()], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    for dir in ["completions", "man"] {
+        let (fresh, committed) = (out.path().join(dir), root.join(dir));
+        assert_eq!(
+            files(&fresh),
+            files(&committed),
+            "{dir}/ has other files than the binary generates: run `{REGENERATE}`"
+        );
+        for name in files(&fresh) {
+            assert!(
+                std::fs::read(fresh.join(&name)).unwrap()
+                    == std::fs::read(committed.join(&name)).unwrap(),
+                "{dir}/{name} is stale: run `{REGENERATE}` and commit the result"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_completions_command_prints_the_committed_script() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (code, script, stderr) = crate::support::run_ccr(&["completions", "bash"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let committed = std::fs::read_to_string(root.join("completions/ccr.bash")).unwrap();
+    assert_eq!(script.trim_end(), committed.trim_end());
+    let (code, _, _) = crate::support::run_ccr(&["completions", "tcsh"], &[]).await;
+    assert_eq!(code, Some(2), "an unknown shell is a usage error");
+}
+
+/// Runs a shell command line; the tools are installed by `.ci/test`.
+fn sh(program: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed ({e}): bash .ci/test installs it"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_shells_load_the_completions_and_mandoc_reads_the_pages() {
+    let (ok, text) = sh("bash", &["-n", "completions/ccr.bash"]);
+    assert!(ok, "bash: {text}");
+    let (ok, text) = sh(
+        "zsh",
+        &[
+            "-c",
+            "autoload -U compinit; compinit -u; source completions/_ccr",
+        ],
+    );
+    assert!(ok, "zsh: {text}");
+    let (ok, text) = sh(
+        "fish",
+        &["-c", "source completions/ccr.fish; complete -C 'ccr tok'"],
+    );
+    assert!(ok && text.contains("token"), "fish: {text}");
+    let pages: Vec<String> = files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("man"))
+        .into_iter()
+        .map(|p| format!("man/{p}"))
+        .collect();
+    assert!(
+        pages.iter().any(|p| p == "man/ccr-token-refresh.1"),
+        "{pages:?}"
+    );
+    let mut args = vec!["-T", "lint", "-W", "error"];
+    args.extend(pages.iter().map(String::as_str));
+    let (ok, text) = sh("mandoc", &args);
+    assert!(ok, "mandoc: {text}");
+}
