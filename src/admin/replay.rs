@@ -160,7 +160,7 @@ pub fn append_outcomes(data_dir: &Path, outcomes: &[Replayed]) -> std::io::Resul
     use std::io::Write;
     let dir = data_dir.join("replays");
     crate::failures::create_private_dir(&dir)?;
-    let day = humantime::format_rfc3339_seconds(SystemTime::now()).to_string()[..10].to_string();
+    let day = crate::failures::utc_day(SystemTime::now());
     let path = dir.join(format!("{day}.jsonl"));
     let mut lines = Vec::new();
     for outcome in outcomes {

@@ -226,5 +226,12 @@ fn prune(dir: &Path, keep_days: u32, today: &str) {
 
 /// Today's UTC date, `YYYY-MM-DD`.
 fn today() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..10].to_string()
+    utc_day(std::time::SystemTime::now())
+}
+
+/// The UTC date of `time`, `YYYY-MM-DD`: what names a day's file.
+pub(crate) fn utc_day(time: std::time::SystemTime) -> String {
+    let mut text = humantime::format_rfc3339_seconds(time).to_string();
+    text.truncate(10);
+    text
 }

@@ -105,8 +105,7 @@ pub fn day_number(date: &str) -> Option<i64> {
 }
 
 fn day_of(time: SystemTime) -> i64 {
-    let text = humantime::format_rfc3339_seconds(time).to_string();
-    day_number(&text[..10]).unwrap_or(0)
+    day_number(&super::utc_day(time)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -131,14 +131,18 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
     }
 }
 
+/// The value of `name` in a query string (`by=provider&…`), as written.
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| {
+        pair.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
+}
+
 /// `/api/failures?since=DURATION` (default 24 h): the failure log's counts by provider,
 /// class and hour, read from the files off the async threads.
 async fn failure_counts(state: &State, query: Option<&str>) -> Response<ResponseBody> {
-    let since = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("since="))
-        .unwrap_or("24h");
+    let since = query_param(query, "since").unwrap_or("24h");
     let Ok(back) = humantime::parse_duration(since) else {
         return error_response(&ApiError::new(
             ErrorType::InvalidRequest,
@@ -171,10 +175,7 @@ async fn failure_counts(state: &State, query: Option<&str>) -> Response<Response
 
 /// `/api/stats`, optionally `?by=provider|target|model|scenario`.
 fn stats_document(state: &State, query: Option<&str>) -> Response<ResponseBody> {
-    let by = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("by="));
+    let by = query_param(query, "by");
     let by = match by.map(|b| (b, GroupBy::parse(b))) {
         None => None,
         Some((_, Some(by))) => Some(by),

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::support::mock_upstream::{MockUpstream, Reply, openai_stream, sse_stream};
 use crate::support::stream_checker::check_stream;
-use crate::support::{Ccr, class_of, client, fast_retries, messages_request, small_request};
+use crate::support::{Ccr, class_of, fast_retries, messages_request, small_request};
 
 fn ok_stream() -> Reply {
     Reply::Sse {
@@ -112,14 +112,7 @@ async fn a_passed_through_502_counts_as_upstream_5xx() {
         "passed through as sent"
     );
     ccr.records.wait_for(1).await;
-    let stats: Value = client()
-        .get(ccr.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     assert_eq!(
         stats["totals"]["failures"],
         json!({"upstream_5xx": 1}),

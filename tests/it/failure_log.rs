@@ -159,14 +159,7 @@ async fn each_kind_of_failure_is_one_record_and_a_rescued_request_none() {
         }
     }
 
-    let counts: Value = client()
-        .get(ccr.url("/api/failures?since=1h"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counts: Value = crate::support::get_json(ccr.url("/api/failures?since=1h")).await;
     assert_eq!(counts["total"], 4);
     assert_eq!(counts["by_provider"]["up"], 4);
     assert_eq!(counts["by_class"]["rate_limit"], 1);
@@ -271,14 +264,7 @@ async fn a_full_queue_drops_records_and_counts_them_without_failing_requests() {
         assert_eq!(response.unwrap().status(), 500, "answered as usual");
     }
     ccr.records.wait_for(sent).await;
-    let stats: Value = client()
-        .get(ccr.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     let dropped = stats["failures_dropped"].as_u64().unwrap();
     let metrics = client()
         .get(ccr.url("/metrics"))

@@ -161,14 +161,7 @@ async fn distinct_model_names_keep_metrics_bounded() {
     };
     send_distinct(0..200).await;
     ccr.records.wait_for(200).await;
-    let stats: Value = client()
-        .get(ccr.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     let rows = stats["rows"].as_array().unwrap();
     assert!(
         rows.len() <= ccr::stats::MAX_MODEL_LABELS + 1,

@@ -88,14 +88,7 @@ async fn a_scripted_mix_is_counted_exactly_in_both_views() {
         .unwrap();
     ccr.records.wait_for(14).await;
 
-    let stats: Value = client()
-        .get(ccr.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     assert_eq!(stats["version"], 1);
     let totals = &stats["totals"];
     assert_eq!(totals["requests"], 14);
@@ -178,14 +171,7 @@ async fn a_scripted_mix_is_counted_exactly_in_both_views() {
     drop(response);
     let records = ccr.records.wait_for(1).await;
     assert_eq!(records[0].outcome, ccr::record::Outcome::ClientGone);
-    let stats: Value = client()
-        .get(ccr.url("/api/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     assert_eq!(stats["totals"]["failures"]["cancelled"], 1);
     release.notify_one();
     ccr.shutdown().await;
@@ -417,16 +403,7 @@ async fn stats_by_provider_merges_the_histograms_of_its_targets() {
     ccr.records.wait_for(4).await;
     let fetch = |by: &'static str| {
         let url = ccr.url(&format!("/api/stats?by={by}"));
-        async move {
-            client()
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+        async move { crate::support::get_json(url).await }
     };
     let by_target = fetch("target").await;
     assert_eq!(

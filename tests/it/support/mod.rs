@@ -388,3 +388,15 @@ pub fn temp_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
 pub fn class_of(attempt: &ccr::record::Attempt) -> &'static str {
     attempt.failure.map_or("ok", |f| f.class.as_str())
 }
+
+/// GETs `url` and reads its JSON answer (the admin endpoints).
+pub async fn get_json(url: String) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
