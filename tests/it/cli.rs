@@ -218,37 +218,30 @@ async fn sighup_reloads_routes_while_a_stream_on_the_old_config_finishes() {
         byte_per_write: false,
     })
     .await;
-    let ccr = CcrProcess::serve(Some(&config_yaml(&old.base_url(), "up/*", "", "")), &[]).await;
+    let mut ccr = CcrProcess::serve(Some(&config_yaml(&old.base_url(), "up/*", "", "")), &[]).await;
     let body = stream_in_flight(&ccr, &full, split).await;
 
+    // The next request is sent once the server says the reload is in: sent earlier on a
+    // slow machine, it would reach the old (stalled) upstream.
     let reloaded = config_yaml(&new.base_url(), "up/*", "", "");
     std::fs::write(ccr.config_path(), &reloaded).unwrap();
     ccr.sighup();
-    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
-    loop {
-        let text = client()
-            .post(ccr.url("/v1/messages"))
-            .body(small_request("m", true))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains("from the new route") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the reloaded route never took over"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    ccr.wait_for_log("configuration reloaded").await;
+    let text = client()
+        .post(ccr.url("/v1/messages"))
+        .body(small_request("m", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("from the new route"), "{text}");
 
     // An invalid file is refused; the running configuration keeps serving.
     std::fs::write(ccr.config_path(), "routes:\n  default: [nowhere/x]\n").unwrap();
     ccr.sighup();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ccr.wait_for_log("config reload failed").await;
     let text = client()
         .post(ccr.url("/v1/messages"))
         .body(small_request("m", true))
@@ -394,43 +387,27 @@ async fn sighup_keeps_a_blacklisted_target_blacklisted() {
             healthy.base_url()
         )
     };
-    let ccr = CcrProcess::serve(Some(&yaml("m1")), &[]).await;
-    let send = || {
-        client()
-            .post(ccr.url("/v1/messages"))
-            .body(small_request("m", false))
-            .send()
-    };
-    let first = send().await.unwrap();
+    let mut ccr = CcrProcess::serve(Some(&yaml("m1")), &[]).await;
+    let send = |url: String| client().post(url).body(small_request("m", false)).send();
+    let first = send(ccr.url("/v1/messages")).await.unwrap();
     assert_eq!(first.headers()["x-ccr-provider"], "b", "a failed over to b");
     first.text().await.unwrap();
 
     std::fs::write(ccr.config_path(), yaml("m2")).unwrap();
     ccr.sighup();
-    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
-    loop {
-        let response = send().await.unwrap();
-        let (model, provider) = (
-            response.headers()["x-ccr-model"]
-                .to_str()
-                .unwrap()
-                .to_string(),
-            response.headers()["x-ccr-provider"]
-                .to_str()
-                .unwrap()
-                .to_string(),
-        );
-        response.text().await.unwrap();
-        if model == "m2" {
-            assert_eq!(provider, "b", "a is still blacklisted after the reload");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reload never took effect"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    ccr.wait_for_log("configuration reloaded").await;
+    let response = send(ccr.url("/v1/messages")).await.unwrap();
+    assert_eq!(
+        response.headers()["x-ccr-model"],
+        "m2",
+        "the reload took effect"
+    );
+    assert_eq!(
+        response.headers()["x-ccr-provider"],
+        "b",
+        "a is still blacklisted after the reload"
+    );
+    response.text().await.unwrap();
     assert_eq!(failing.received().len(), 1, "a was not asked again");
     ccr.sigterm();
     let (code, stderr) = ccr.wait().await;

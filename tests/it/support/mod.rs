@@ -258,6 +258,8 @@ pub fn small_request(model: &str, stream: bool) -> String {
 pub struct CcrProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Stderr lines already read by [`CcrProcess::wait_for_log`], kept for `wait`.
+    stderr_seen: String,
     /// Kept alive so the config file outlives the process.
     _home: tempfile::TempDir,
 }
@@ -319,6 +321,7 @@ impl CcrProcess {
         CcrProcess {
             child,
             addr: addr.parse().unwrap(),
+            stderr_seen: String::new(),
             _home: home,
         }
     }
@@ -353,7 +356,37 @@ impl CcrProcess {
             .await
             .expect("ccr exits in time")
             .unwrap();
-        (status.code(), read_stderr(&mut self.child).await)
+        let rest = read_stderr(&mut self.child).await;
+        (status.code(), self.stderr_seen + &rest)
+    }
+
+    /// Reads stderr until a line containing `needle` has been logged, so a test waits for
+    /// what the server says it did (a reload, say) instead of guessing how long it takes.
+    pub async fn wait_for_log(&mut self, needle: &str) {
+        let stderr = self.child.stderr.as_mut().expect("stderr is piped");
+        let found = tokio::time::timeout(PATIENCE, async {
+            let mut byte = [0u8; 1];
+            let mut line = Vec::new();
+            // Byte by byte, so nothing past the line is read ahead and lost to `wait`.
+            while stderr.read(&mut byte).await.unwrap_or(0) == 1 {
+                line.push(byte[0]);
+                if byte[0] == b'\n' {
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    self.stderr_seen.push_str(&text);
+                    line.clear();
+                    if text.contains(needle) {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(found, Ok(true)),
+            "ccr never logged {needle:?}; stderr so far:\n{}",
+            self.stderr_seen
+        );
     }
 }
 
