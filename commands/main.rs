@@ -4,6 +4,7 @@
 mod generate;
 mod human;
 mod printer;
+mod providers;
 mod replay;
 mod serve;
 mod stats;
@@ -57,6 +58,8 @@ enum Command {
     Token(token::Args),
     /// Show a running server's stats
     Stats(stats::Args),
+    /// Test the configured providers: a text, a streaming and a tool-call probe each
+    Providers(providers::Args),
     /// Resend logged failures through a running server
     Replay(replay::Args),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&context, args),
         Command::Token(args) => token::run(&context, args),
         Command::Stats(args) => stats::run(&context, args),
+        Command::Providers(args) => providers::run(&context, args),
         Command::Replay(args) => replay::run(&context, args),
         Command::Completions(args) => generate::completions(&context, args),
         Command::Generate(args) => generate::generate(&context, args),

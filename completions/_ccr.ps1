@@ -33,6 +33,7 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the proxy server')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show a running server''s stats')
+            [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'Test the configured providers: a text, a streaming and a tool-call probe each')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Resend logged failures through a running server')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ from this definition (for ccr''s own repository)')
@@ -150,6 +151,42 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ccr;providers' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: the platform config directory''s ccr/config.yaml)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory for logs and state (default: the platform data directory''s ccr/)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (`NO_COLOR` turns `auto` off)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Send a text, a streaming and a tool-call probe to each provider''s targets')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ccr;providers;test' {
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Probe this upstream model instead of the models the routes send each provider')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'The longest one probe may take, in seconds')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: the platform config directory''s ccr/config.yaml)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory for logs and state (default: the platform data directory''s ccr/)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (`NO_COLOR` turns `auto` off)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON document with every probe on stdout')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ccr;providers;help' {
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Send a text, a streaming and a tool-call probe to each provider''s targets')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ccr;providers;help;test' {
+            break
+        }
+        'ccr;providers;help;help' {
+            break
+        }
         'ccr;replay' {
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Failures from this long ago on (e.g. 1h, 2d; default: all that are kept)')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Failures before this time (RFC 3339, e.g. 2026-12-02T18:00:00Z)')
@@ -196,6 +233,7 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the proxy server')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show a running server''s stats')
+            [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'Test the configured providers: a text, a streaming and a tool-call probe each')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Resend logged failures through a running server')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ from this definition (for ccr''s own repository)')
@@ -225,6 +263,13 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             break
         }
         'ccr;help;stats' {
+            break
+        }
+        'ccr;help;providers' {
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Send a text, a streaming and a tool-call probe to each provider''s targets')
+            break
+        }
+        'ccr;help;providers;test' {
             break
         }
         'ccr;help;replay' {

@@ -25,6 +25,9 @@ _ccr() {
             ccr,help)
                 cmd="ccr__subcmd__help"
                 ;;
+            ccr,providers)
+                cmd="ccr__subcmd__providers"
+                ;;
             ccr,replay)
                 cmd="ccr__subcmd__replay"
                 ;;
@@ -46,6 +49,9 @@ _ccr() {
             ccr__subcmd__help,help)
                 cmd="ccr__subcmd__help__subcmd__help"
                 ;;
+            ccr__subcmd__help,providers)
+                cmd="ccr__subcmd__help__subcmd__providers"
+                ;;
             ccr__subcmd__help,replay)
                 cmd="ccr__subcmd__help__subcmd__replay"
                 ;;
@@ -58,6 +64,9 @@ _ccr() {
             ccr__subcmd__help,token)
                 cmd="ccr__subcmd__help__subcmd__token"
                 ;;
+            ccr__subcmd__help__subcmd__providers,test)
+                cmd="ccr__subcmd__help__subcmd__providers__subcmd__test"
+                ;;
             ccr__subcmd__help__subcmd__token,import)
                 cmd="ccr__subcmd__help__subcmd__token__subcmd__import"
                 ;;
@@ -69,6 +78,18 @@ _ccr() {
                 ;;
             ccr__subcmd__help__subcmd__token,remove)
                 cmd="ccr__subcmd__help__subcmd__token__subcmd__remove"
+                ;;
+            ccr__subcmd__providers,help)
+                cmd="ccr__subcmd__providers__subcmd__help"
+                ;;
+            ccr__subcmd__providers,test)
+                cmd="ccr__subcmd__providers__subcmd__test"
+                ;;
+            ccr__subcmd__providers__subcmd__help,help)
+                cmd="ccr__subcmd__providers__subcmd__help__subcmd__help"
+                ;;
+            ccr__subcmd__providers__subcmd__help,test)
+                cmd="ccr__subcmd__providers__subcmd__help__subcmd__test"
                 ;;
             ccr__subcmd__token,help)
                 cmd="ccr__subcmd__token__subcmd__help"
@@ -107,7 +128,7 @@ _ccr() {
 
     case "${cmd}" in
         ccr)
-            opts="-q -h -V --config --data-dir --color --quiet --help --version serve token stats replay completions generate help"
+            opts="-q -h -V --config --data-dir --color --quiet --help --version serve token stats providers replay completions generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,7 +210,7 @@ _ccr() {
             return 0
             ;;
         ccr__subcmd__help)
-            opts="serve token stats replay completions generate help"
+            opts="serve token stats providers replay completions generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,6 +254,34 @@ _ccr() {
         ccr__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__help__subcmd__providers)
+            opts="test"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__help__subcmd__providers__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -349,6 +398,108 @@ _ccr() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__providers)
+            opts="-q -h --config --data-dir --color --quiet --help test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__providers__subcmd__help)
+            opts="test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__providers__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__providers__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__providers__subcmd__test)
+            opts="-q -h --model --json --timeout --config --data-dir --color --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -30,6 +30,7 @@ set edit:completion:arg-completer[ccr] = {|@words|
             cand serve 'Run the proxy server'
             cand token 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
             cand stats 'Show a running server''s stats'
+            cand providers 'Test the configured providers: a text, a streaming and a tool-call probe each'
             cand replay 'Resend logged failures through a running server'
             cand completions 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
             cand generate 'Write completions/ and man/ from this definition (for ccr''s own repository)'
@@ -133,6 +134,37 @@ set edit:completion:arg-completer[ccr] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ccr;providers'= {
+            cand --config 'Configuration file (default: the platform config directory''s ccr/config.yaml)'
+            cand --data-dir 'Data directory for logs and state (default: the platform data directory''s ccr/)'
+            cand --color 'When to use colour (`NO_COLOR` turns `auto` off)'
+            cand -q 'Print only errors and requested output (no confirmation lines)'
+            cand --quiet 'Print only errors and requested output (no confirmation lines)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand test 'Send a text, a streaming and a tool-call probe to each provider''s targets'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ccr;providers;test'= {
+            cand --model 'Probe this upstream model instead of the models the routes send each provider'
+            cand --timeout 'The longest one probe may take, in seconds'
+            cand --config 'Configuration file (default: the platform config directory''s ccr/config.yaml)'
+            cand --data-dir 'Data directory for logs and state (default: the platform data directory''s ccr/)'
+            cand --color 'When to use colour (`NO_COLOR` turns `auto` off)'
+            cand --json 'One JSON document with every probe on stdout'
+            cand -q 'Print only errors and requested output (no confirmation lines)'
+            cand --quiet 'Print only errors and requested output (no confirmation lines)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ccr;providers;help'= {
+            cand test 'Send a text, a streaming and a tool-call probe to each provider''s targets'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ccr;providers;help;test'= {
+        }
+        &'ccr;providers;help;help'= {
+        }
         &'ccr;replay'= {
             cand --since 'Failures from this long ago on (e.g. 1h, 2d; default: all that are kept)'
             cand --until 'Failures before this time (RFC 3339, e.g. 2026-12-02T18:00:00Z)'
@@ -176,6 +208,7 @@ set edit:completion:arg-completer[ccr] = {|@words|
             cand serve 'Run the proxy server'
             cand token 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
             cand stats 'Show a running server''s stats'
+            cand providers 'Test the configured providers: a text, a streaming and a tool-call probe each'
             cand replay 'Resend logged failures through a running server'
             cand completions 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
             cand generate 'Write completions/ and man/ from this definition (for ccr''s own repository)'
@@ -198,6 +231,11 @@ set edit:completion:arg-completer[ccr] = {|@words|
         &'ccr;help;token;remove'= {
         }
         &'ccr;help;stats'= {
+        }
+        &'ccr;help;providers'= {
+            cand test 'Send a text, a streaming and a tool-call probe to each provider''s targets'
+        }
+        &'ccr;help;providers;test'= {
         }
         &'ccr;help;replay'= {
         }

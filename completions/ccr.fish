@@ -35,6 +35,7 @@ complete -c ccr -n "__fish_ccr_needs_command" -s V -l version -d 'Print version'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "serve" -d 'Run the proxy server'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "token" -d 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "stats" -d 'Show a running server\'s stats'
+complete -c ccr -n "__fish_ccr_needs_command" -f -a "providers" -d 'Test the configured providers: a text, a streaming and a tool-call probe each'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "replay" -d 'Resend logged failures through a running server'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "completions" -d 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "generate" -d 'Write completions/ and man/ from this definition (for ccr\'s own repository)'
@@ -114,6 +115,27 @@ never\t''"
 complete -c ccr -n "__fish_ccr_using_subcommand stats" -l json -d 'Print the /api/stats document'
 complete -c ccr -n "__fish_ccr_using_subcommand stats" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
 complete -c ccr -n "__fish_ccr_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -l config -d 'Configuration file (default: the platform config directory\'s ccr/config.yaml)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -l data-dir -d 'Data directory for logs and state (default: the platform data directory\'s ccr/)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -l color -d 'When to use colour (`NO_COLOR` turns `auto` off)' -r -f -a "auto\t'Colour on a terminal, unless `NO_COLOR` is set'
+always\t''
+never\t''"
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -f -a "test" -d 'Send a text, a streaming and a tool-call probe to each provider\'s targets'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and not __fish_seen_subcommand_from test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -l model -d 'Probe this upstream model instead of the models the routes send each provider' -r
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -l timeout -d 'The longest one probe may take, in seconds' -r
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -l config -d 'Configuration file (default: the platform config directory\'s ccr/config.yaml)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -l data-dir -d 'Data directory for logs and state (default: the platform data directory\'s ccr/)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -l color -d 'When to use colour (`NO_COLOR` turns `auto` off)' -r -f -a "auto\t'Colour on a terminal, unless `NO_COLOR` is set'
+always\t''
+never\t''"
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -l json -d 'One JSON document with every probe on stdout'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from help" -f -a "test" -d 'Send a text, a streaming and a tool-call probe to each provider\'s targets'
+complete -c ccr -n "__fish_ccr_using_subcommand providers; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ccr -n "__fish_ccr_using_subcommand replay" -l since -d 'Failures from this long ago on (e.g. 1h, 2d; default: all that are kept)' -r
 complete -c ccr -n "__fish_ccr_using_subcommand replay" -l until -d 'Failures before this time (RFC 3339, e.g. 2026-12-02T18:00:00Z)' -r
 complete -c ccr -n "__fish_ccr_using_subcommand replay" -l provider -d 'Only failures whose last attempt went to this provider' -r
@@ -147,14 +169,16 @@ always\t''
 never\t''"
 complete -c ccr -n "__fish_ccr_using_subcommand generate" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
 complete -c ccr -n "__fish_ccr_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "serve" -d 'Run the proxy server'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "token" -d 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "stats" -d 'Show a running server\'s stats'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "replay" -d 'Resend logged failures through a running server'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "completions" -d 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "generate" -d 'Write completions/ and man/ from this definition (for ccr\'s own repository)'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats replay completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "serve" -d 'Run the proxy server'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "token" -d 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "stats" -d 'Show a running server\'s stats'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "providers" -d 'Test the configured providers: a text, a streaming and a tool-call probe each'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "replay" -d 'Resend logged failures through a running server'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "completions" -d 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "generate" -d 'Write completions/ and man/ from this definition (for ccr\'s own repository)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "import" -d 'Import Kiro\'s token file as an account'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List accounts with their expiry and status (never a token)'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "refresh" -d 'Refresh accounts\' tokens and store them (for scripts and cron: quiet when piped)'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "remove" -d 'Remove an account from the store'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from providers" -f -a "test" -d 'Send a text, a streaming and a tool-call probe to each provider\'s targets'

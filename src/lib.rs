@@ -10,6 +10,7 @@ pub mod failure;
 pub mod failures;
 pub mod http_client;
 pub mod paths;
+pub mod probe;
 pub mod providers;
 pub mod record;
 pub mod routing;

@@ -136,6 +136,19 @@ impl TokenManager {
         })
     }
 
+    /// A manager with the store and refresher `config` names, and no accounts yet.
+    pub fn for_config(
+        config: &crate::config::Config,
+        client: reqwest::Client,
+    ) -> Arc<TokenManager> {
+        let store = super::open_store(&config.credentials, &config.credentials_dir());
+        let refresher = match config.credentials.refresher {
+            crate::config::RefresherKind::Serve => Refresher::Serve,
+            crate::config::RefresherKind::External => Refresher::External,
+        };
+        TokenManager::new(store, config.data_dir(), refresher, client)
+    }
+
     pub fn refresher(&self) -> Refresher {
         self.context.refresher
     }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::background::Background;
-use crate::config::{Config, RefresherKind};
+use crate::config::Config;
 use crate::credentials::manager::{Refresher, TokenManager, accounts_in, refresh_ahead};
 use crate::failures::FailureLog;
 use crate::providers::BuildError;
@@ -66,21 +66,11 @@ fn log_stats(stats: &crate::stats::Stats) {
 /// The server's one token manager: the store and refresher the config names (a change of
 /// `credentials:` needs a restart).
 fn token_manager(config: &Config) -> Result<Arc<TokenManager>, ServerError> {
-    let store = crate::credentials::open_store(&config.credentials, &config.credentials_dir());
-    let refresher = match config.credentials.refresher {
-        RefresherKind::Serve => Refresher::Serve,
-        RefresherKind::External => Refresher::External,
-    };
     let client = crate::http_client::plain().map_err(|e| BuildError::Client {
         provider: e.owner,
         detail: e.detail,
     })?;
-    Ok(TokenManager::new(
-        store,
-        config.data_dir(),
-        refresher,
-        client,
-    ))
+    Ok(TokenManager::for_config(config, client))
 }
 
 /// The socket address for a configured host (an IP address or `localhost`, as validated).

@@ -12,6 +12,7 @@ mod generated;
 mod hardening;
 mod openai;
 mod passthrough;
+mod providers_test;
 mod repository;
 mod routing;
 mod server;
