@@ -25,6 +25,40 @@ pub fn completions(context: &AppContext, args: CompletionsArgs) -> Result<(), Fa
     Ok(())
 }
 
+/// Names for the shell to complete, read from the config (`CCR_CONFIG` or the default path)
+/// when the shell asks `COMPLETE=<shell> ccr`; a config that does not load completes nothing.
+fn configured() -> Option<ccr::config::Config> {
+    let explicit = std::env::var_os("CCR_CONFIG").map(PathBuf::from);
+    let path = explicit.clone().or_else(ccr::config::default_path);
+    let loaded = ccr::config::load(path.as_deref(), explicit.is_some(), &Default::default());
+    loaded.ok().map(|loaded| loaded.config)
+}
+
+/// The configured providers' names.
+pub fn provider_names() -> Vec<clap_complete::CompletionCandidate> {
+    configured()
+        .map(|config| {
+            config
+                .providers
+                .keys()
+                .map(clap_complete::CompletionCandidate::new)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The CodeWhisperer accounts the config names.
+pub fn account_names() -> Vec<clap_complete::CompletionCandidate> {
+    configured()
+        .map(|config| {
+            ccr::credentials::manager::accounts_in(&config)
+                .into_iter()
+                .map(|(account, _)| clap_complete::CompletionCandidate::new(account))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(clap::Args)]
 pub struct GenerateArgs {
     /// Where `completions/` and `man/` go (default: the current directory)

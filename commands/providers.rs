@@ -25,7 +25,7 @@ enum Command {
 #[derive(clap::Args)]
 struct TestArgs {
     /// Only these providers (default: every configured one)
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = clap_complete::ArgValueCandidates::new(crate::generate::provider_names))]
     names: Vec<String>,
     /// Probe this upstream model instead of the models the routes send each provider
     #[arg(long, value_name = "MODEL")]

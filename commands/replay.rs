@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
     until: Option<SystemTime>,
     /// Only failures whose last attempt went to this provider
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = clap_complete::ArgValueCandidates::new(crate::generate::provider_names))]
     provider: Option<String>,
     /// Only failures of this scenario (default, background, thinking…)
     #[arg(long, value_name = "SCENARIO")]

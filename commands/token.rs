@@ -40,6 +40,7 @@ enum Command {
     /// Refresh accounts' tokens and store them (for scripts and cron: quiet when piped)
     Refresh {
         /// Accounts to refresh
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::generate::account_names))]
         names: Vec<String>,
         /// Refresh every imported account
         #[arg(long, conflicts_with = "names")]
@@ -54,6 +55,7 @@ enum Command {
     /// Remove an account from the store
     Remove {
         /// The account name
+        #[arg(add = clap_complete::ArgValueCandidates::new(crate::generate::account_names))]
         name: String,
     },
 }

@@ -92,3 +92,37 @@ fn the_shells_load_the_completions_and_mandoc_reads_the_pages() {
     let (ok, text) = sh("mandoc", &args);
     assert!(ok, "mandoc: {text}");
 }
+
+/// What the shell gets when it asks `COMPLETE=fish ccr -- <words>` (fish's protocol: one
+/// candidate per line, a tab before its help).
+async fn dynamic_candidates(config: &Path, words: &[&str]) -> Vec<String> {
+    let config = config.to_str().unwrap();
+    let mut args = vec!["--", "ccr"];
+    args.extend_from_slice(words);
+    let (code, out, err) =
+        crate::support::run_ccr(&args, &[("COMPLETE", "fish"), ("CCR_CONFIG", config)]).await;
+    assert_eq!(code, Some(0), "{err}");
+    out.lines()
+        .map(|line| line.split('\t').next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn provider_and_account_names_complete_from_the_config() {
+    let (_dir, path) = crate::support::temp_config(
+        "credentials:\n  store: file\nproviders:\n  kiro:\n    type: codewhisperer\n    accounts: [work, home]\n  deepseek:\n    type: openai\n    base_url: http://127.0.0.1:9/v1\nroutes:\n  default: [kiro/claude-sonnet-4-5]\n",
+    );
+    let providers = dynamic_candidates(&path, &["providers", "test", ""]).await;
+    assert!(
+        providers.contains(&"kiro".to_string()) && providers.contains(&"deepseek".to_string()),
+        "{providers:?}"
+    );
+    let accounts = dynamic_candidates(&path, &["token", "refresh", ""]).await;
+    assert!(
+        accounts.contains(&"work".to_string()) && accounts.contains(&"home".to_string()),
+        "{accounts:?}"
+    );
+    assert!(!accounts.contains(&"deepseek".to_string()), "{accounts:?}");
+    let replay = dynamic_candidates(&path, &["replay", "--provider", ""]).await;
+    assert!(replay.contains(&"deepseek".to_string()), "{replay:?}");
+}
