@@ -142,8 +142,7 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     // `COMPLETE=<shell> ccr …` is the shell asking for completions: answer and exit.
-    clap_complete::CompleteEnv::with_factory(|| <Cli as clap::CommandFactory>::command())
-        .complete();
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
     let context = AppContext::new(&cli);
     let result = match cli.command {
