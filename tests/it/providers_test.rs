@@ -317,3 +317,64 @@ async fn the_keyless_pass_through_is_skipped_with_what_it_needs() {
     assert!(out.contains("skipped") && out.contains("api_key"), "{out}");
     assert!(err.contains("no probe ran"), "{err}");
 }
+
+#[tokio::test]
+async fn a_dead_kiro_credential_is_reported_as_refused_not_as_a_network_error() {
+    let refresh =
+        crate::support::mock_refresh::MockRefresh::start(&["aor-someone-else"], 3600).await;
+    let data = tempfile::tempdir().unwrap();
+    let kiro = tempfile::tempdir().unwrap();
+    let token_file = kiro.path().join("kiro-auth-token.json");
+    std::fs::write(
+        &token_file,
+        json!({"accessToken": "aoa-expired-probe", "refreshToken": "aor-revoked-probe", "expiresAt": "2000-01-01T00:00:00.000Z", "profileArn": "arn:aws:codewhisperer:us-east-1:1:profile/P", "authMethod": "social", "provider": "Github"}).to_string(),
+    )
+    .unwrap();
+    let yaml = format!(
+        "credentials:\n  store: file\nproviders:\n  kiro:\n    type: codewhisperer\n    base_url: http://127.0.0.1:9\n    accounts: [work]\n    refresh_url: {}\nroutes:\n  default: [kiro/claude-sonnet-4-5]\n",
+        refresh.social_url()
+    );
+    let (_dir, path) = temp_config(&yaml);
+    let (config, data_dir) = (path.to_str().unwrap(), data.path().to_str().unwrap());
+    let import = [
+        "--config",
+        config,
+        "--data-dir",
+        data_dir,
+        "token",
+        "import",
+        "--from",
+        token_file.to_str().unwrap(),
+        "--name",
+        "work",
+    ];
+    let (code, _, err) = run_ccr(&import, &[]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let probe = [
+        "--config",
+        config,
+        "--data-dir",
+        data_dir,
+        "providers",
+        "test",
+        "--json",
+    ];
+    let (code, out, err) = run_ccr(&probe, &[]).await;
+    assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    let document: Value = serde_json::from_str(&out).unwrap();
+    for probe in document["probes"].as_array().unwrap() {
+        assert_eq!(probe["class"], "auth", "{probe}");
+        let error = probe["error"].as_str().unwrap();
+        assert!(
+            error.contains("cannot renew the token of CodeWhisperer account `work`"),
+            "{error}"
+        );
+    }
+    assert!(refresh.calls() >= 1, "the refresh endpoint was asked");
+    for secret in ["aoa-expired-probe", "aor-revoked-probe"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "a token leaked"
+        );
+    }
+}
