@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use providers::{
-    AnthropicConfig, CodeWhispererConfig, ModelConfig, OpenAiConfig, ProviderConfig, ProviderKind,
-    UpstreamTimeouts, is_account_name,
+    AnthropicConfig, CodeWhispererConfig, GeminiConfig, GeminiModelConfig, ModelConfig,
+    OpenAiConfig, ProviderConfig, ProviderKind, UpstreamTimeouts, is_account_name,
 };
 pub use routes::{
     BlacklistConfig, Route, RouterConfig, RoutesConfig, SessionsConfig, Strategy, TargetSpec,
@@ -441,6 +441,7 @@ impl Config {
             let (key, keys) = match provider {
                 ProviderConfig::Anthropic(c) => (&c.api_key, &c.api_keys),
                 ProviderConfig::Openai(c) => (&c.api_key, &c.api_keys),
+                ProviderConfig::Gemini(c) => (&c.api_key, &c.api_keys),
                 ProviderConfig::Codewhisperer(_) => continue,
             };
             if key.as_ref().is_some_and(Secret::is_literal) {
@@ -574,6 +575,38 @@ mod tests {
         assert_eq!(host_is_loopback("localhost"), Some(true));
         assert_eq!(host_is_loopback("0.0.0.0"), Some(false));
         assert_eq!(host_is_loopback("example.com"), None);
+    }
+
+    #[test]
+    fn a_gemini_provider_reads_its_keys_models_and_default_url() {
+        let config = parse(
+            "providers:\n  gm:\n    type: gemini\n    api_keys: [k-one-123456, k-two-123456]\n    models:\n      gemini-3-pro-preview: { parameters_json_schema: true, max_thinking_budget: 32768 }\nroutes:\n  default: [gm/gemini-2.5-pro]\n",
+        )
+        .unwrap();
+        let gm = &config.providers["gm"];
+        assert_eq!(gm.kind(), ProviderKind::Gemini);
+        assert_eq!(
+            gm.base_url().as_str(),
+            "https://generativelanguage.googleapis.com/"
+        );
+        let labels: Vec<String> = gm.per_key("gm").into_iter().map(|(l, _)| l).collect();
+        assert_eq!(labels, ["gm#1", "gm#2"]);
+        let ProviderConfig::Gemini(c) = gm else {
+            panic!()
+        };
+        let model = c.model("gemini-3-pro-preview");
+        assert!(model.parameters_json_schema);
+        assert_eq!(model.max_thinking_budget, Some(32768));
+        assert!(!c.model("gemini-2.5-pro").parameters_json_schema);
+
+        let err = parse("providers:\n  gm:\n    type: gemini\nroutes:\n  default: [gm/m]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.gm.api_key"), "{err}");
+        let err = parse("providers:\n  gm:\n    type: gemini\n    api_key: k\n    headers: {}\nroutes:\n  default: [gm/m]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("headers"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum ProviderKind {
     Openai,
     /// AWS CodeWhisperer through Kiro accounts.
     Codewhisperer,
+    /// Google's Gemini API (`generativelanguage.googleapis.com`).
+    Gemini,
 }
 
 /// One configured provider, by its `type`.
@@ -28,6 +30,7 @@ pub enum ProviderConfig {
     Anthropic(AnthropicConfig),
     Openai(OpenAiConfig),
     Codewhisperer(CodeWhispererConfig),
+    Gemini(GeminiConfig),
 }
 
 /// `type: anthropic` — the pass-through.
@@ -96,6 +99,40 @@ pub struct CodeWhispererConfig {
     pub timeouts: UpstreamTimeouts,
 }
 
+/// `type: gemini` — Google's Gemini API, converted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiConfig {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    /// Where the API's versioned paths begin (`https://generativelanguage.googleapis.com`).
+    pub base_url: Option<HttpUrl>,
+    /// Sent as `x-goog-api-key`, never in the URL (URLs end up in logs).
+    pub api_key: Option<Secret>,
+    /// Several keys: each becomes its own target (`name#1`…).
+    #[serde(default)]
+    pub api_keys: Vec<Secret>,
+    #[serde(default)]
+    pub timeouts: UpstreamTimeouts,
+    /// Per-model options, keyed by the upstream model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, GeminiModelConfig>,
+}
+
+/// What ccr needs to know about one Gemini model.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeminiModelConfig {
+    /// The most output tokens the model accepts; a request's `max_tokens` is clamped to it.
+    pub max_tokens: Option<u64>,
+    /// The largest `thinkingBudget` the model accepts (Gemini answers 400 beyond it);
+    /// 24576 when not given, the limit of the Flash models and within Pro's.
+    pub max_thinking_budget: Option<u64>,
+    /// The model takes a full JSON Schema as `parametersJsonSchema`: tool schemas then go
+    /// as the client wrote them instead of cut down to Gemini's OpenAPI subset.
+    pub parameters_json_schema: bool,
+}
+
 /// What ccr needs to know about one upstream model of a converting provider.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,6 +181,17 @@ impl OpenAiConfig {
     }
 }
 
+impl GeminiConfig {
+    /// Options for `model`, or the defaults when the config does not list it.
+    pub fn model(&self, model: &str) -> GeminiModelConfig {
+        self.models.get(model).cloned().unwrap_or_default()
+    }
+
+    pub fn key(&self) -> Option<&Secret> {
+        self.api_key.as_ref().filter(|k| !k.is_empty())
+    }
+}
+
 impl AnthropicConfig {
     pub fn key(&self) -> Option<&Secret> {
         self.api_key.as_ref().filter(|k| !k.is_empty())
@@ -162,6 +210,7 @@ impl ProviderConfig {
             ProviderConfig::Anthropic(_) => ProviderKind::Anthropic,
             ProviderConfig::Openai(_) => ProviderKind::Openai,
             ProviderConfig::Codewhisperer(_) => ProviderKind::Codewhisperer,
+            ProviderConfig::Gemini(_) => ProviderKind::Gemini,
         }
     }
 
@@ -170,6 +219,7 @@ impl ProviderConfig {
             ProviderConfig::Anthropic(c) => &c.timeouts,
             ProviderConfig::Openai(c) => &c.timeouts,
             ProviderConfig::Codewhisperer(c) => &c.timeouts,
+            ProviderConfig::Gemini(c) => &c.timeouts,
         }
     }
 
@@ -179,6 +229,7 @@ impl ProviderConfig {
             ProviderConfig::Anthropic(c) => &c.base_url,
             ProviderConfig::Openai(c) => &c.base_url,
             ProviderConfig::Codewhisperer(c) => &c.base_url,
+            ProviderConfig::Gemini(c) => &c.base_url,
         };
         if let Some(url) = given {
             return url.0.clone();
@@ -190,6 +241,7 @@ impl ProviderConfig {
                 "https://codewhisperer.{}.amazonaws.com",
                 c.region.as_deref().unwrap_or("us-east-1")
             ),
+            ProviderConfig::Gemini(_) => "https://generativelanguage.googleapis.com".to_string(),
         };
         url::Url::parse(&default).unwrap_or_else(|_| {
             url::Url::parse("https://codewhisperer.us-east-1.amazonaws.com")
@@ -202,6 +254,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Anthropic(c) => c.key(),
             ProviderConfig::Openai(c) => c.key(),
+            ProviderConfig::Gemini(c) => c.key(),
             ProviderConfig::Codewhisperer(_) => None,
         }
     }
@@ -250,6 +303,15 @@ impl ProviderConfig {
                     })
                 })
             }
+            ProviderConfig::Gemini(c) if !c.api_keys.is_empty() => {
+                labelled_keys(name, &c.api_keys, |key| {
+                    ProviderConfig::Gemini(GeminiConfig {
+                        api_key: Some(key),
+                        api_keys: Vec::new(),
+                        ..c.clone()
+                    })
+                })
+            }
             _ => vec![(name.to_string(), self.clone())],
         }
     }
@@ -283,6 +345,16 @@ impl ProviderConfig {
                             "is not a valid HTTP header name and value".into(),
                         ));
                     }
+                }
+                Ok(())
+            }
+            ProviderConfig::Gemini(c) => {
+                keys_beside_key(&c.api_key, &c.api_keys)?;
+                if c.api_key.is_none() && c.api_keys.is_empty() {
+                    return Err(invalid(
+                        "api_key",
+                        "a gemini provider needs a key: give `api_key` (e.g. `\"${GEMINI_API_KEY}\"`) or `api_keys`".into(),
+                    ));
                 }
                 Ok(())
             }
@@ -407,6 +479,9 @@ impl<'de> DeserializeSeed<'de> for ProviderSeed {
             }
             Some(ProviderKind::Codewhisperer) => {
                 CodeWhispererConfig::deserialize(deserializer).map(ProviderConfig::Codewhisperer)
+            }
+            Some(ProviderKind::Gemini) => {
+                GeminiConfig::deserialize(deserializer).map(ProviderConfig::Gemini)
             }
             // No readable `type`: reading it again names the problem where it is.
             None => {

@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod codewhisperer;
+pub mod gemini;
 pub mod openai;
 mod transport;
 
@@ -304,6 +305,11 @@ fn build_one(
             config.base_url(),
         )?)),
         ProviderConfig::Openai(c) => Ok(Arc::new(openai::OpenAiProvider::new(
+            name,
+            c,
+            config.base_url(),
+        )?)),
+        ProviderConfig::Gemini(c) => Ok(Arc::new(gemini::GeminiProvider::new(
             name,
             c,
             config.base_url(),

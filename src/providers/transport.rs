@@ -84,6 +84,12 @@ impl Transport {
         self.client.post(self.url.clone())
     }
 
+    /// A POST to another endpoint of the same upstream, for providers whose path names the
+    /// model (Gemini); send it with [`Transport::send_to`] so errors name that URL.
+    pub fn post_to(&self, url: &url::Url) -> reqwest::RequestBuilder {
+        self.client.post(url.clone())
+    }
+
     /// Sends and waits for the status and headers within the first-byte deadline. `label`
     /// names the target in errors.
     pub async fn send(
@@ -102,6 +108,26 @@ impl Transport {
         request: reqwest::RequestBuilder,
         also: Option<&Secret>,
     ) -> Result<Answered, ProviderError> {
+        self.exchange(label, &self.url, request, also).await
+    }
+
+    /// [`Transport::send`] for a request made with [`Transport::post_to`] `url`.
+    pub async fn send_to(
+        &self,
+        label: &str,
+        url: &url::Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answered, ProviderError> {
+        self.exchange(label, url, request, None).await
+    }
+
+    async fn exchange(
+        &self,
+        label: &str,
+        url: &url::Url,
+        request: reqwest::RequestBuilder,
+        also: Option<&Secret>,
+    ) -> Result<Answered, ProviderError> {
         let sent_at = Instant::now();
         let end = self
             .timeouts
@@ -111,15 +137,15 @@ impl Transport {
             (sent_at + self.timeouts.first_byte.0).min(end.map_or(far_future(), |(at, _)| at));
         let response = tokio::time::timeout_at(first_byte_deadline.into(), request.send())
             .await
-            .map_err(|_| timeout_error(label, &self.url, "answer", self.timeouts.first_byte.0))?
-            .map_err(|e| request_error(label, &self.url, e, self.timeouts.connect.0))?;
+            .map_err(|_| timeout_error(label, url, "answer", self.timeouts.first_byte.0))?
+            .map_err(|e| request_error(label, url, e, self.timeouts.connect.0))?;
         let status = response.status();
         let headers = response.headers().clone();
         if status.is_success() {
             let body = response_body(
                 response,
                 label,
-                &self.url,
+                url,
                 first_byte_deadline,
                 self.timeouts.idle.0,
                 end,
@@ -128,7 +154,7 @@ impl Transport {
                 first_deadline: first_byte_deadline,
                 idle: self.timeouts.idle.0,
                 label: label.to_string(),
-                url: self.url.clone(),
+                url: url.clone(),
             };
             return Ok(Answered::Success {
                 status,

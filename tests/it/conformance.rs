@@ -152,8 +152,9 @@ struct Kit {
     framing: Framing,
     /// The upstream's stream for a turn, one complete wire event per element.
     stream: fn(Turn) -> Vec<Vec<u8>>,
-    /// A pass-through upstream's non-streaming answer (one JSON message); `None` when ccr
-    /// always asks the upstream to stream and folds the stream itself.
+    /// The upstream's answer to a non-streaming request (one JSON body: an Anthropic message,
+    /// a Gemini response); `None` when ccr always asks the upstream to stream and folds the
+    /// stream itself.
     message: Option<fn(Turn) -> String>,
     /// 429 with `Retry-After: <seconds>`, in the upstream's own words.
     rate_limited: fn(&str) -> Reply,
@@ -491,6 +492,119 @@ const CODEWHISPERER: Kit = Kit {
                 "codewhisperer/*",
             ),
             dir.display()
+        )
+    },
+};
+
+// --- gemini: GenerateContentResponses, converted ----------------------------------------
+
+/// One turn part as Gemini sends it: text and thoughts as fragments, a function call whole.
+fn gemini_parts(part: &Part) -> Vec<Value> {
+    match part {
+        Part::Text(f) => f.iter().map(|t| json!({"text": t})).collect(),
+        Part::Thinking(f) => f
+            .iter()
+            .map(|t| json!({"text": t, "thought": true}))
+            .collect(),
+        Part::Tool { id, name, input } => {
+            let args: Value = serde_json::from_str(&input.concat()).unwrap();
+            vec![json!({"functionCall": {"id": id, "name": name, "args": args}})]
+        }
+    }
+}
+
+fn gemini_response(parts: Vec<Value>, finish: bool) -> Value {
+    let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+    let mut response = json!({"modelVersion": "gemini-2.5-pro"});
+    if finish {
+        // Gemini says STOP whether or not it called functions.
+        candidate["finishReason"] = json!("STOP");
+        response["usageMetadata"] =
+            json!({"promptTokenCount": 20, "candidatesTokenCount": 5, "totalTokenCount": 25});
+    }
+    response["candidates"] = json!([candidate]);
+    response
+}
+
+/// Each fragment its own SSE event, CRLF-framed as Google's front ends frame them, and no
+/// `[DONE]`: the finish reason ends the stream.
+fn gemini_stream(turn: Turn) -> Vec<Vec<u8>> {
+    let mut responses: Vec<Value> = turn
+        .iter()
+        .flat_map(gemini_parts)
+        .map(|part| gemini_response(vec![part], false))
+        .collect();
+    responses.push(gemini_response(vec![json!({"text": ""})], true));
+    responses
+        .iter()
+        .map(|r| format!("data: {r}\r\n\r\n").into_bytes())
+        .collect()
+}
+
+fn gemini_message(turn: Turn) -> String {
+    let parts = turn
+        .iter()
+        .map(|part| match part {
+            Part::Text(f) => json!({"text": f.concat()}),
+            Part::Thinking(f) => json!({"text": f.concat(), "thought": true}),
+            tool => gemini_parts(tool).remove(0),
+        })
+        .collect();
+    gemini_response(parts, true).to_string()
+}
+
+fn gemini_error_body(code: u16, status: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message, "status": status}})
+}
+
+const GEMINI: Kit = Kit {
+    name: "gemini",
+    target: "gemini",
+    framing: Framing::Sse,
+    stream: gemini_stream,
+    message: Some(gemini_message),
+    // Gemini sends no Retry-After header: its delay is in the body's RetryInfo.
+    rate_limited: |after| {
+        let mut body = gemini_error_body(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details.",
+        );
+        body["error"]["details"] = json!([
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{after}s")}
+        ]);
+        status_reply(429, vec![], body)
+    },
+    server_error: || {
+        status_reply(
+            500,
+            vec![],
+            gemini_error_body(
+                500,
+                "INTERNAL",
+                "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+            ),
+        )
+    },
+    context_too_long: || {
+        status_reply(
+            400,
+            vec![],
+            gemini_error_body(
+                400,
+                "INVALID_ARGUMENT",
+                "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+            ),
+        )
+    },
+    setup: no_setup,
+    config: |base_url, _, extra| {
+        server_yaml(
+            format!(
+                "  gemini: {{ type: gemini, base_url: \"{base_url}\", api_key: gm-conf-key-1234{extra} }}\n"
+            ),
+            "gemini/gemini-2.5-pro",
         )
     },
 };
@@ -928,6 +1042,14 @@ conformance! {
         not_applicable: [],
     }
     openai: OPENAI {
+        run: [
+            text, text_folded, tool_in_fragments, tool_in_fragments_folded, two_tools,
+            two_tools_folded, thinking, thinking_folded, rate_limited, server_error,
+            context_too_long, cut_stream, idle_timeout, claude_code_fixture,
+        ],
+        not_applicable: [],
+    }
+    gemini: GEMINI {
         run: [
             text, text_folded, tool_in_fragments, tool_in_fragments_folded, two_tools,
             two_tools_folded, thinking, thinking_folded, rate_limited, server_error,

@@ -8,6 +8,7 @@ mod conformance;
 mod estimate;
 mod failure_log;
 mod fuzz;
+mod gemini;
 mod generated;
 mod hardening;
 mod openai;

@@ -14,6 +14,19 @@ use super::{bounded, cases, mutate, mutations};
 
 const FILE: &str = "fuzz-config.yaml";
 
+/// The README's Gemini example.
+const GEMINI_EXAMPLE: &str = r#"providers:
+  gemini:
+    type: gemini
+    api_key: "${GEMINI_API_KEY}"
+    models:
+      gemini-2.5-pro: { max_thinking_budget: 32768 }
+      gemini-3-pro-preview: { parameters_json_schema: true }
+      gemini-2.0-flash: { max_tokens: 8192 }
+routes:
+  default: [gemini/gemini-2.5-pro]
+"#;
+
 /// Real configs: the embedded default and the README's examples.
 const CONFIGS: &[&str] = &[
     EMBEDDED_DEFAULT,
@@ -59,6 +72,7 @@ credentials:
 routes:
   default: [kiro/*]
 "#,
+    GEMINI_EXAMPLE,
     r#"routes:
   default: { strategy: round_robin, targets: [anthropic/*, { target: deepseek/deepseek-chat, weight: 2 }] }
   background: [deepseek/deepseek-chat]
@@ -84,6 +98,7 @@ fn env() -> HashMap<String, String> {
     [
         ("ANTHROPIC_API_KEY", "sk-ant-fuzz"),
         ("DEEPSEEK_API_KEY", "sk-fuzz"),
+        ("GEMINI_API_KEY", "AIza-fuzz"),
         ("EMPTY", ""),
         ("DOLLAR", "$"),
     ]
@@ -126,13 +141,14 @@ fn yaml_ish() -> impl Strategy<Value = String> {
                 "server", "providers", "routes", "router", "credentials", "stats", "host",
                 "port", "api_key", "api_keys", "body_limit", "header_read_timeout",
                 "idle_timeout", "shutdown_grace", "ping_interval", "type", "anthropic",
-                "openai", "codewhisperer", "base_url", "timeouts", "connect", "first_byte",
+                "openai", "codewhisperer", "gemini", "base_url", "timeouts", "connect", "first_byte",
                 "idle", "models", "max_tokens", "reasoning_effort", "reasoning_content",
                 "headers", "accounts", "region", "model_ids", "default", "background",
                 "thinking", "long_context", "web_search", "strategy", "round_robin",
                 "priority", "targets", "target", "weight", "blacklist", "sessions", "ttl",
                 "max", "store", "file", "keyring", "refresher", "serve", "external", "dir",
                 "log_interval", "drop_beta_flags", "anthropic/*", "deepseek/deepseek-chat",
+                "max_thinking_budget", "parameters_json_schema",
             ][..],
         )
         .prop_map(str::to_string),
@@ -252,4 +268,15 @@ proptest! {
         });
         load(text)?;
     }
+}
+
+/// The README's Gemini example loads as it stands.
+#[test]
+fn the_gemini_example_is_valid() {
+    let parsed = Config::parse(GEMINI_EXAMPLE, &source(), Some(env())).unwrap();
+    parsed.validate(&source()).unwrap();
+    assert_eq!(
+        parsed.providers["gemini"].kind(),
+        ccr::config::ProviderKind::Gemini
+    );
 }

@@ -153,8 +153,8 @@ pub fn wire_size(events: &[StreamEvent]) -> usize {
 pub const GROWTH: usize = 16;
 pub const FIXED: usize = 4096;
 
-/// The events with the ids ccr draws per run blanked: message ids, tool ids ccr made up,
-/// thinking signatures.
+/// The events with the ids ccr draws per run blanked: message ids, tool ids ccr made up
+/// (Gemini's signature-carrying ones included), thinking signatures.
 pub fn without_drawn_ids(events: &[StreamEvent]) -> Vec<StreamEvent> {
     events
         .iter()
@@ -168,13 +168,18 @@ pub fn without_drawn_ids(events: &[StreamEvent]) -> Vec<StreamEvent> {
             StreamEvent::BlockStart {
                 index,
                 block: BlockKind::ToolUse { id, name },
-            } if id.starts_with("toolu_ccr") => StreamEvent::BlockStart {
-                index,
-                block: BlockKind::ToolUse {
-                    id: String::new(),
-                    name,
-                },
-            },
+            } if ["toolu_ccr", "toolu_gs", "toolu_gh"]
+                .iter()
+                .any(|drawn| id.starts_with(drawn)) =>
+            {
+                StreamEvent::BlockStart {
+                    index,
+                    block: BlockKind::ToolUse {
+                        id: String::new(),
+                        name,
+                    },
+                }
+            }
             StreamEvent::Delta {
                 index,
                 delta: Delta::Signature(_),

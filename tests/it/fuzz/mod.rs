@@ -1,7 +1,7 @@
 //! Fuzzing on stable Rust: property tests (proptest) that feed arbitrary and structure-aware
 //! input to every parser and stream converter that reads bytes from outside ccr — the SSE
-//! line reader, the OpenAI and CodeWhisperer converters (the AWS event-stream decoder
-//! included), the Messages request parser, the config loader and `Retry-After`.
+//! line reader, the OpenAI, Gemini and CodeWhisperer converters (the AWS event-stream
+//! decoder included), the Messages request parser, the config loader and `Retry-After`.
 //!
 //! Each property's input is bounded in size, and every converter run happens under a
 //! watchdog ([`bounded`]), so a hang fails the case instead of the suite. The number of
@@ -14,6 +14,7 @@
 
 mod codewhisperer;
 mod config;
+mod gemini;
 mod grammar;
 mod openai;
 mod request;

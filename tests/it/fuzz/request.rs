@@ -9,8 +9,9 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use ccr::anthropic::MessagesRequest;
 use ccr::anthropic::types::MessagesBody;
-use ccr::config::ModelConfig;
+use ccr::config::{GeminiModelConfig, ModelConfig};
 use ccr::providers::codewhisperer::request::{Options, to_codewhisperer};
+use ccr::providers::gemini::request::to_gemini;
 use ccr::providers::openai::request::to_openai;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -93,6 +94,16 @@ fn converts(typed: &MessagesBody) -> Result<(), TestCaseError> {
     };
     if let Ok(body) = to_openai(typed, "deepseek-chat", &options) {
         prop_assert!(is_json(&body), "to_openai wrote broken JSON");
+    }
+    for parameters_json_schema in [false, true] {
+        let options = GeminiModelConfig {
+            max_tokens: Some(8192),
+            max_thinking_budget: None,
+            parameters_json_schema,
+        };
+        if let Ok(body) = to_gemini(typed, "gemini-3-pro-preview", &options) {
+            prop_assert!(is_json(&body), "to_gemini wrote broken JSON");
+        }
     }
     let options = Options {
         model_id: "CLAUDE_SONNET_4_5_20250929_V1_0",
