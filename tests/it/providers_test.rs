@@ -378,3 +378,55 @@ async fn a_dead_kiro_credential_is_reported_as_refused_not_as_a_network_error() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_gemini_provider_is_probed_through_its_own_endpoints() {
+    let candidate = |parts: Value, finish: Option<&str>| {
+        let mut c = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(reason) = finish {
+            c["finishReason"] = json!(reason);
+        }
+        json!({"candidates": [c], "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 2}})
+    };
+    let sse = |responses: &[Value]| Reply::Sse {
+        body: responses
+            .iter()
+            .map(|r| format!("data: {r}\r\n\r\n"))
+            .collect(),
+        byte_per_write: false,
+    };
+    let upstream = scripted(vec![
+        Reply::Json(candidate(json!([{"text": "ok"}]), Some("STOP")).to_string()),
+        sse(&[
+            candidate(json!([{"text": "1 2 "}]), None),
+            candidate(json!([{"text": "3 4 5"}]), Some("STOP")),
+        ]),
+        sse(&[candidate(
+            json!([{"functionCall": {"name": "add", "args": {"a": 2, "b": 3}}}]),
+            Some("STOP"),
+        )]),
+    ])
+    .await;
+    let yaml = format!(
+        "providers:\n  gm:\n    type: gemini\n    base_url: {}\n    api_key: gm-probe-secret\nroutes:\n  default: [gm/gemini-2.5-flash]\n",
+        upstream.base_url()
+    );
+    let (code, out, err) = providers_test(&yaml, &["--json"]).await;
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let document: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(document["passed"], 3, "{document}");
+    let paths: Vec<String> = upstream
+        .received()
+        .iter()
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        ]
+    );
+    assert!(!out.contains("gm-probe-secret") && !err.contains("gm-probe-secret"));
+}
