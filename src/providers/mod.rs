@@ -327,6 +327,47 @@ pub trait WireConverter: Send + Unpin + 'static {
     fn is_done(&self) -> bool;
 }
 
+/// A converter's wire `data:` lines, the part of it the one SSE reader feeds.
+pub(crate) trait DataLines {
+    fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>);
+    fn stream(&self) -> &crate::anthropic::builder::StreamBuilder;
+    fn stream_mut(&mut self) -> &mut crate::anthropic::builder::StreamBuilder;
+}
+
+/// The SSE reader's handler for a converter: `data:` lines go to it (`event:` names and
+/// blank separators carry nothing), and a line over the reader's limit ends the stream as
+/// a bad response.
+pub(crate) struct DataReading<'a, D> {
+    pub lines: &'a mut D,
+    pub out: &'a mut Vec<StreamEvent>,
+}
+
+impl<D: DataLines> crate::anthropic::sse::SseHandler for DataReading<'_, D> {
+    fn line(&mut self, line: crate::anthropic::sse::SseLine<'_>) {
+        if let crate::anthropic::sse::SseLine::Data(data) = line {
+            self.lines.data(data, self.out);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.lines.stream().is_done()
+    }
+
+    fn oversized(&mut self) {
+        let stream = self.lines.stream_mut();
+        let message = format!(
+            "{} sent a stream line over {} bytes",
+            stream.provider(),
+            crate::anthropic::sse::MAX_LINE
+        );
+        stream.fail(
+            ApiError::new(ErrorType::Api, message),
+            Failure::upstream(Class::BadResponse),
+            self.out,
+        );
+    }
+}
+
 /// Upstream bytes in, Anthropic events out, as they arrive, each event in time: a trickle
 /// of bytes that carries no event does not keep the stream alive.
 pub(crate) fn converted_events(

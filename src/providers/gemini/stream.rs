@@ -14,10 +14,10 @@ use serde_json::value::RawValue;
 use super::signature;
 use crate::anthropic::builder::StreamBuilder;
 use crate::anthropic::events::{MAX_FOLD, StopReason, StreamEvent};
-use crate::anthropic::sse::{SseHandler, SseLine, SseReader};
+use crate::anthropic::sse::SseReader;
 use crate::anthropic::{ApiError, ErrorType, Usage};
 use crate::failure::{Class, Failure};
-use crate::providers::{WireConverter, error_type_for_status};
+use crate::providers::{DataLines, DataReading, WireConverter, error_type_for_status};
 
 /// One response, a stream chunk or the whole answer; unknown fields are ignored.
 #[derive(Deserialize)]
@@ -221,33 +221,6 @@ impl Converter {
     }
 }
 
-/// The responses of one read and where their events go, as the SSE reader's handler.
-struct Reading<'a> {
-    responses: &'a mut Responses,
-    out: &'a mut Vec<StreamEvent>,
-}
-
-impl SseHandler for Reading<'_> {
-    fn line(&mut self, line: SseLine<'_>) {
-        if let SseLine::Data(data) = line {
-            self.responses.data(data, self.out);
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.responses.stream.is_done()
-    }
-
-    fn oversized(&mut self) {
-        let message = format!(
-            "{} sent a stream line over {} bytes",
-            self.responses.stream.provider(),
-            crate::anthropic::sse::MAX_LINE
-        );
-        self.responses.fail(message, Class::BadResponse, self.out);
-    }
-}
-
 impl Responses {
     fn new(provider: &str, model: &str, estimated_input_tokens: u64) -> Self {
         let stream = StreamBuilder::new(provider, model, estimated_input_tokens)
@@ -259,14 +232,11 @@ impl Responses {
         Responses { stream }
     }
 
-    fn reading<'a>(&'a mut self, out: &'a mut Vec<StreamEvent>) -> Reading<'a> {
-        Reading {
-            responses: self,
-            out,
-        }
+    fn reading<'a>(&'a mut self, out: &'a mut Vec<StreamEvent>) -> DataReading<'a, Self> {
+        DataReading { lines: self, out }
     }
 
-    fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
+    fn wire_data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
         match serde_json::from_slice::<Response>(data) {
             Ok(response) => self.response(response, out),
             Err(error) => {
@@ -456,6 +426,20 @@ impl WireConverter for Converter {
                 self.responses.stream.finish(StopReason::EndTurn, out);
             }
         }
+    }
+}
+
+impl DataLines for Responses {
+    fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
+        self.wire_data(data, out);
+    }
+
+    fn stream(&self) -> &StreamBuilder {
+        &self.stream
+    }
+
+    fn stream_mut(&mut self) -> &mut StreamBuilder {
+        &mut self.stream
     }
 }
 

@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use crate::anthropic::builder::StreamBuilder;
 use crate::anthropic::events::{StopReason, StreamEvent};
-use crate::anthropic::sse::{SseHandler, SseLine, SseReader};
+use crate::anthropic::sse::SseReader;
 use crate::anthropic::{ApiError, ErrorType, Usage};
 use crate::failure::{Class, Failure};
-use crate::providers::WireConverter;
+use crate::providers::{DataLines, DataReading, WireConverter};
 
 /// One `data:` chunk of the upstream stream; unknown fields are ignored.
 #[derive(Deserialize)]
@@ -134,41 +134,12 @@ impl Converter {
     }
 }
 
-/// The chunks of one read and where their events go, as the SSE reader's handler.
-struct Reading<'a> {
-    chunks: &'a mut Chunks,
-    out: &'a mut Vec<StreamEvent>,
-}
-
-impl SseHandler for Reading<'_> {
-    fn line(&mut self, line: SseLine<'_>) {
-        // `event:` names and blank separators carry nothing.
-        if let SseLine::Data(data) = line {
-            self.chunks.data(data, self.out);
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.chunks.stream.is_done()
-    }
-
-    fn oversized(&mut self) {
-        let message = format!(
-            "{} sent a stream line over {} bytes",
-            self.chunks.stream.provider(),
-            crate::anthropic::sse::MAX_LINE
-        );
-        self.chunks
-            .fail(message, Failure::upstream(Class::BadResponse), self.out);
-    }
-}
-
 impl Chunks {
-    fn reading<'a>(&'a mut self, out: &'a mut Vec<StreamEvent>) -> Reading<'a> {
-        Reading { chunks: self, out }
+    fn reading<'a>(&'a mut self, out: &'a mut Vec<StreamEvent>) -> DataReading<'a, Self> {
+        DataReading { lines: self, out }
     }
 
-    fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
+    fn wire_data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
         if data == b"[DONE]" {
             self.finish_reason.get_or_insert(StopReason::EndTurn);
             return self.complete(out);
@@ -368,6 +339,20 @@ impl WireConverter for Converter {
                 .fail(message, Failure::upstream(Class::StreamCut), out);
         }
         self.chunks.complete(out);
+    }
+}
+
+impl DataLines for Chunks {
+    fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
+        self.wire_data(data, out);
+    }
+
+    fn stream(&self) -> &StreamBuilder {
+        &self.stream
+    }
+
+    fn stream_mut(&mut self) -> &mut StreamBuilder {
+        &mut self.stream
     }
 }
 
