@@ -27,6 +27,9 @@ use crate::providers::{
 /// upstream must not be able to grow ccr's memory with an endless answer.
 const KEEP: usize = 64 << 10;
 
+/// The largest non-streaming answer a probe reads: its few words are far below this.
+const MAX_MESSAGE: usize = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("no provider named `{name}` in the configuration (configured: {known})")]
@@ -458,16 +461,23 @@ impl Heard {
             ReplyBody::Bytes { mut stream, .. } => {
                 let mut sse = SseReader::default();
                 let mut json = Vec::new();
+                let mut oversized = false;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
                     if is_sse {
                         sse.feed(&chunk, self);
-                    } else if json.len() + chunk.len() <= KEEP * 16 {
+                    } else if json.len() + chunk.len() <= MAX_MESSAGE {
                         json.extend_from_slice(&chunk);
+                    } else {
+                        oversized = true;
                     }
                 }
                 sse.finish(self);
-                if !is_sse {
+                if oversized {
+                    self.unreadable = Some(format!(
+                        "the answer is over {MAX_MESSAGE} bytes, more than a probe asks for"
+                    ));
+                } else if !is_sse {
                     self.message(&json);
                 }
             }

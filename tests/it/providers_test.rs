@@ -430,3 +430,33 @@ async fn a_gemini_provider_is_probed_through_its_own_endpoints() {
     );
     assert!(!out.contains("gm-probe-secret") && !err.contains("gm-probe-secret"));
 }
+
+#[tokio::test]
+async fn an_oversized_answer_fails_its_probe_and_names_the_limit() {
+    // 4 MB of text in one non-streaming message: the probe reads at most 1 MiB of it.
+    let huge = "word ".repeat(800_000);
+    let upstream = scripted(vec![anthropic_message(
+        json!([{"type": "text", "text": huge}]),
+        "end_turn",
+    )])
+    .await;
+    let yaml = format!(
+        "providers:\n  claude:\n    type: anthropic\n    base_url: {}\n    api_key: sk-ant-probe-secret\nroutes:\n  default: [claude/claude-probe]\n",
+        upstream.base_url()
+    );
+    let (code, out, err) = providers_test(&yaml, &["--json"]).await;
+    assert_eq!(code, Some(1), "stdout:\n{out}\nstderr:\n{err}");
+    let document: Value = serde_json::from_str(&out).unwrap();
+    let text = &document["probes"][0];
+    assert_eq!(
+        (text["probe"].as_str(), text["verdict"].as_str()),
+        (Some("text"), Some("failed"))
+    );
+    assert!(
+        text["error"]
+            .as_str()
+            .unwrap()
+            .contains("over 1048576 bytes"),
+        "{text}"
+    );
+}
