@@ -12,7 +12,9 @@ use tokio::sync::Notify;
 
 use crate::codewhisperer::{DEAD_REFRESH, credentials};
 use crate::support::mock_upstream::{MockUpstream, Reply, cw_event};
-use crate::support::stream_checker::{Block, Checked, check_stream, message_blocks};
+use crate::support::stream_checker::{
+    Block, Checked, check_stream, message_blocks, without_signatures,
+};
 use crate::support::{
     Ccr, PATIENCE, anthropic_error, class_of, client, fixture, messages_request, single_attempt,
 };
@@ -108,25 +110,6 @@ fn expected_blocks(turn: Turn) -> Vec<Block> {
                 name: name.to_string(),
                 input: serde_json::from_str(&input.concat()).expect("scripted input is JSON"),
             },
-        })
-        .collect()
-}
-
-fn without_signatures(blocks: &[Block]) -> Vec<Block> {
-    blocks
-        .iter()
-        .map(|b| match b {
-            Block::Thinking {
-                thinking,
-                signature,
-            } => {
-                assert!(!signature.is_empty(), "a thinking block is signed");
-                Block::Thinking {
-                    thinking: thinking.clone(),
-                    signature: String::new(),
-                }
-            }
-            other => other.clone(),
         })
         .collect()
 }
@@ -775,7 +758,7 @@ async fn streams(kit: &Kit, turn: Turn, thinking: bool) {
     let checked = read_stream(response).await;
     assert!(checked.error.is_none(), "{:?}", checked.error);
     assert_eq!(
-        without_signatures(&checked.blocks),
+        without_signatures(&checked.blocks, ""),
         expected_blocks(turn),
         "the blocks, with tool input that joins into the scripted JSON"
     );
@@ -797,7 +780,7 @@ async fn folds(kit: &Kit, turn: Turn, thinking: bool) {
         .expect("the message in time")
         .unwrap();
     assert_eq!(
-        without_signatures(&message_blocks(&message)),
+        without_signatures(&message_blocks(&message), ""),
         expected_blocks(turn)
     );
     assert_eq!(message["stop_reason"], stop_reason(turn));

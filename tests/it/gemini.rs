@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::support::mock_upstream::{MockUpstream, Received, Reply};
-use crate::support::stream_checker::{Block, check_stream, message_blocks};
+use crate::support::stream_checker::{self, Block, Seen, check_stream};
 use crate::support::{Ccr, anthropic_error, class_of, messages_request, single_attempt};
 
 const KEY: &str = "AIzaSy-gemini-test-key-0001";
@@ -79,30 +79,21 @@ fn body(stream: bool) -> String {
     .to_string()
 }
 
-/// Signatures and the tool ids ccr makes are unique per response; compare the rest.
+/// The blocks without what differs per response: thinking signatures (ccr's, checked) and
+/// tool ids (they carry Gemini's per-response signatures; checked to be Anthropic ids).
 fn without_signatures(blocks: &[Block]) -> Vec<Block> {
-    blocks
-        .iter()
+    stream_checker::without_signatures(blocks, "ccr-sig:")
+        .into_iter()
         .map(|b| match b {
             Block::ToolUse { id, name, input } => {
                 assert!(id.starts_with("toolu_"), "{id}");
                 Block::ToolUse {
                     id: String::new(),
-                    name: name.clone(),
-                    input: input.clone(),
+                    name,
+                    input,
                 }
             }
-            Block::Thinking {
-                thinking,
-                signature,
-            } => {
-                assert!(signature.starts_with("ccr-sig:"), "{signature}");
-                Block::Thinking {
-                    thinking: thinking.clone(),
-                    signature: String::new(),
-                }
-            }
-            other => other.clone(),
+            other => other,
         })
         .collect()
 }
@@ -117,13 +108,6 @@ fn assert_key_in_header_only(received: &Received) {
     );
     assert!(received.headers.get("authorization").is_none());
     assert!(received.headers.get("x-api-key").is_none());
-}
-
-/// What a client saw: blocks, stop reason and final usage, the same shape for both modes.
-struct Seen {
-    blocks: Vec<Block>,
-    stop_reason: String,
-    usage: Value,
 }
 
 /// Runs one scripted answer through ccr, streaming (SSE, `byte_per_write` if asked) and not
@@ -146,20 +130,12 @@ async fn both_modes(responses: &[Value], byte_per_write: bool) -> (Seen, Seen) {
         checked.message_start["message"]["model"],
         "claude-sonnet-4-5"
     );
-    let streamed = Seen {
-        blocks: checked.blocks.clone(),
-        stop_reason: checked.stop_reason.clone().unwrap(),
-        usage: checked.final_usage.clone().unwrap(),
-    };
+    let streamed = Seen::streamed(&checked);
 
     let response = messages_request(&ccr, body(false)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let message: Value = response.json().await.unwrap();
-    let folded = Seen {
-        blocks: message_blocks(&message),
-        stop_reason: message["stop_reason"].as_str().unwrap().to_string(),
-        usage: message["usage"].clone(),
-    };
+    let folded = Seen::folded(&message);
     assert_eq!(
         without_signatures(&streamed.blocks),
         without_signatures(&folded.blocks),

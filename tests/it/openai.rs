@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::mock_upstream::{MockUpstream, Reply, openai_stream};
-use crate::support::stream_checker::{Block, check_stream, message_blocks};
+use crate::support::stream_checker::{Block, Seen, check_stream, without_signatures};
 use crate::support::{
     Ccr, anthropic_error, fast_retries, fixture, messages_request, openai_config, single_attempt,
 };
@@ -41,33 +41,6 @@ fn body(stream: bool) -> String {
     )
 }
 
-/// Signatures are unique per response; compare the rest.
-fn without_signatures(blocks: &[Block]) -> Vec<Block> {
-    blocks
-        .iter()
-        .map(|b| match b {
-            Block::Thinking {
-                thinking,
-                signature,
-            } => {
-                assert!(signature.starts_with("ccr-sig:"), "{signature}");
-                Block::Thinking {
-                    thinking: thinking.clone(),
-                    signature: String::new(),
-                }
-            }
-            other => other.clone(),
-        })
-        .collect()
-}
-
-/// What a client saw: blocks, stop reason and final usage, the same shape for both modes.
-struct Seen {
-    blocks: Vec<Block>,
-    stop_reason: String,
-    usage: Value,
-}
-
 /// Runs one scripted upstream answer through ccr, streaming and not, checks both against
 /// the grammar, and returns what each client saw.
 async fn both_modes(chunks: &[Value], byte_per_write: bool) -> (Seen, Seen) {
@@ -91,23 +64,15 @@ async fn both_modes(chunks: &[Value], byte_per_write: bool) -> (Seen, Seen) {
         checked.message_start["message"]["model"], "claude-sonnet-4-5",
         "the client's model"
     );
-    let streamed = Seen {
-        blocks: checked.blocks.clone(),
-        stop_reason: checked.stop_reason.clone().unwrap(),
-        usage: checked.final_usage.clone().unwrap(),
-    };
+    let streamed = Seen::streamed(&checked);
 
     let response = messages_request(&ccr, body(false)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let message: Value = response.json().await.unwrap();
-    let folded = Seen {
-        blocks: message_blocks(&message),
-        stop_reason: message["stop_reason"].as_str().unwrap().to_string(),
-        usage: message["usage"].clone(),
-    };
+    let folded = Seen::folded(&message);
     assert_eq!(
-        without_signatures(&streamed.blocks),
-        without_signatures(&folded.blocks),
+        without_signatures(&streamed.blocks, "ccr-sig:"),
+        without_signatures(&folded.blocks, "ccr-sig:"),
         "streaming and non-streaming agree"
     );
     assert_eq!(streamed.stop_reason, folded.stop_reason);

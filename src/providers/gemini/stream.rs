@@ -236,19 +236,6 @@ impl Responses {
         DataReading { lines: self, out }
     }
 
-    fn wire_data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
-        match serde_json::from_slice::<Response>(data) {
-            Ok(response) => self.response(response, out),
-            Err(error) => {
-                let message = format!(
-                    "{} sent a response that is not valid JSON: {error}",
-                    self.stream.provider()
-                );
-                self.fail(message, Class::BadResponse, out);
-            }
-        }
-    }
-
     fn response(&mut self, response: Response, out: &mut Vec<StreamEvent>) {
         if let Some(error) = response.error {
             return self.upstream_error(error, out);
@@ -431,7 +418,16 @@ impl WireConverter for Converter {
 
 impl DataLines for Responses {
     fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
-        self.wire_data(data, out);
+        match serde_json::from_slice::<Response>(data) {
+            Ok(response) => self.response(response, out),
+            Err(error) => {
+                let message = format!(
+                    "{} sent a response that is not valid JSON: {error}",
+                    self.stream.provider()
+                );
+                self.fail(message, Class::BadResponse, out);
+            }
+        }
     }
 
     fn stream(&self) -> &StreamBuilder {

@@ -139,23 +139,6 @@ impl Chunks {
         DataReading { lines: self, out }
     }
 
-    fn wire_data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
-        if data == b"[DONE]" {
-            self.finish_reason.get_or_insert(StopReason::EndTurn);
-            return self.complete(out);
-        }
-        match serde_json::from_slice::<Chunk>(data) {
-            Ok(chunk) => self.chunk(chunk, out),
-            Err(error) => {
-                let message = format!(
-                    "{} sent a stream chunk that is not valid JSON: {error}",
-                    self.stream.provider()
-                );
-                self.fail(message, Failure::upstream(Class::BadResponse), out);
-            }
-        }
-    }
-
     fn chunk(&mut self, chunk: Chunk, out: &mut Vec<StreamEvent>) {
         if let Some(error) = chunk.error {
             return self.upstream_error(error, out);
@@ -344,7 +327,20 @@ impl WireConverter for Converter {
 
 impl DataLines for Chunks {
     fn data(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) {
-        self.wire_data(data, out);
+        if data == b"[DONE]" {
+            self.finish_reason.get_or_insert(StopReason::EndTurn);
+            return self.complete(out);
+        }
+        match serde_json::from_slice::<Chunk>(data) {
+            Ok(chunk) => self.chunk(chunk, out),
+            Err(error) => {
+                let message = format!(
+                    "{} sent a stream chunk that is not valid JSON: {error}",
+                    self.stream.provider()
+                );
+                self.fail(message, Failure::upstream(Class::BadResponse), out);
+            }
+        }
     }
 
     fn stream(&self) -> &StreamBuilder {

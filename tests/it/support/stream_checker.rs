@@ -333,3 +333,62 @@ pub fn message_blocks(message: &Value) -> Vec<Block> {
         })
         .collect()
 }
+
+/// The blocks with thinking signatures blanked (each response signs anew), each checked to
+/// be present and to start with `prefix` (`ccr-sig:` for blocks ccr signs, `""` for any).
+pub fn without_signatures(blocks: &[Block], prefix: &str) -> Vec<Block> {
+    blocks
+        .iter()
+        .map(|b| match b {
+            Block::Thinking {
+                thinking,
+                signature,
+            } => {
+                assert!(
+                    !signature.is_empty() && signature.starts_with(prefix),
+                    "a thinking block is signed ({prefix}…): {signature:?}"
+                );
+                Block::Thinking {
+                    thinking: thinking.clone(),
+                    signature: String::new(),
+                }
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// What a client saw of one answer: blocks, stop reason and final usage, the same shape
+/// whether it was streamed or folded into one message.
+#[derive(Debug)]
+pub struct Seen {
+    pub blocks: Vec<Block>,
+    pub stop_reason: String,
+    pub usage: Value,
+}
+
+impl Seen {
+    /// A complete stream, already checked against the grammar.
+    pub fn streamed(checked: &Checked) -> Seen {
+        Seen {
+            blocks: checked.blocks.clone(),
+            stop_reason: checked.stop_reason.clone().expect("the stream completed"),
+            usage: checked
+                .final_usage
+                .clone()
+                .expect("the stream reported usage"),
+        }
+    }
+
+    /// A non-streaming `message`.
+    pub fn folded(message: &Value) -> Seen {
+        Seen {
+            blocks: message_blocks(message),
+            stop_reason: message["stop_reason"]
+                .as_str()
+                .expect("a stop reason")
+                .to_string(),
+            usage: message["usage"].clone(),
+        }
+    }
+}
