@@ -1,6 +1,10 @@
 //! The failure log's cost on a failing workload: requests/s through ccr while every request
 //! fails (the upstream answers 500 to the 76 KB Claude Code body), with the log on and off,
 //! interleaved in one run. Run with `cargo bench --bench failures`.
+//!
+//! The 76 KB body is sent two ways: the same body every time (a client retrying one
+//! request, which the log writes once a day file) and a different body every time (the
+//! log writes each in full).
 
 #[path = "support/fixture.rs"]
 mod fixture;
@@ -10,6 +14,8 @@ mod fixture;
 mod mock_upstream;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -60,19 +66,25 @@ async fn run() {
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    for url in [&on, &off] {
-        rate(&client, url, &body, 50).await;
-    }
-    let tiny = Bytes::from_static(
+    let tiny = Bodies::Same(Bytes::from_static(
         br#"{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}"#,
-    );
+    ));
+    let retried = Bodies::Same(body.clone());
+    let distinct = Bodies::distinct(&body);
+    for url in [&on, &off] {
+        rate(&client, url, &retried, 50).await;
+    }
     println!(
         "failing requests/s at {CONCURRENCY} concurrent, upstream 500, log off and on interleaved"
     );
     println!();
     println!("| body | round | log off | log on | on / off |");
     println!("|---|---|---|---|---|");
-    for (name, body) in [("tiny", &tiny), ("76 KB", &body)] {
+    for (name, body) in [
+        ("tiny", &tiny),
+        ("76 KB, one body retried", &retried),
+        ("76 KB, every body different", &distinct),
+    ] {
         for round in 1..=ROUNDS {
             let off_rate = rate(&client, &off, body, PER_WORKER).await;
             let on_rate = rate(&client, &on, body, PER_WORKER).await;
@@ -84,18 +96,51 @@ async fn run() {
     }
 }
 
-async fn rate(client: &reqwest::Client, url: &str, body: &Bytes, per_worker: usize) -> f64 {
+/// What the clients send: one body, or a new one each request.
+#[derive(Clone)]
+enum Bodies {
+    Same(Bytes),
+    /// The template and where its 16-digit counter is.
+    Distinct(Arc<(Vec<u8>, usize, AtomicU64)>),
+}
+
+impl Bodies {
+    const COUNTER: &str = "0000000000000000";
+
+    fn distinct(body: &Bytes) -> Bodies {
+        let mut value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        value["metadata"]["user_id"] = format!("bench-{}", Self::COUNTER).into();
+        let template = serde_json::to_vec(&value).unwrap();
+        let at = memchr::memmem::find(&template, Self::COUNTER.as_bytes()).unwrap();
+        Bodies::Distinct(Arc::new((template, at, AtomicU64::new(0))))
+    }
+
+    fn next(&self) -> Bytes {
+        match self {
+            Bodies::Same(body) => body.clone(),
+            Bodies::Distinct(shared) => {
+                let (template, at, counter) = &**shared;
+                let mut body = template.clone();
+                let n = format!("{:016}", counter.fetch_add(1, Ordering::Relaxed));
+                body[*at..*at + n.len()].copy_from_slice(n.as_bytes());
+                Bytes::from(body)
+            }
+        }
+    }
+}
+
+async fn rate(client: &reqwest::Client, url: &str, bodies: &Bodies, per_worker: usize) -> f64 {
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
-            let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+            let (client, url, bodies) = (client.clone(), url.to_string(), bodies.clone());
             tokio::spawn(async move {
                 for _ in 0..per_worker {
                     let response = client
                         .post(&url)
                         .header("content-type", "application/json")
                         .header("x-api-key", "sk-bench")
-                        .body(body.clone())
+                        .body(bodies.next())
                         .send()
                         .await
                         .unwrap();

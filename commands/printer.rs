@@ -94,15 +94,23 @@ impl Printer {
         self.out(&self.bold(text))
     }
 
-    /// A warning or a per-item error on stderr; a closed stderr is ignored.
+    /// A per-item error on stderr; a closed stderr is ignored.
     pub fn error(&self, text: &str) {
+        self.labelled("error", "1;31", text);
+    }
+
+    /// Something the user should know that does not fail the command.
+    pub fn warn(&self, text: &str) {
+        self.labelled("warning", "1;33", text);
+    }
+
+    fn labelled(&self, label: &str, color: &str, text: &str) {
         let mut stderr = std::io::stderr().lock();
-        let label = if self.color && self.stderr_terminal {
-            "\x1b[1;31merror\x1b[0m"
+        let _ = if self.color && self.stderr_terminal {
+            writeln!(stderr, "\x1b[{color}m{label}\x1b[0m: {text}")
         } else {
-            "error"
+            writeln!(stderr, "{label}: {text}")
         };
-        let _ = writeln!(stderr, "{label}: {text}");
     }
 
     /// An empty table with the printer's style: box drawing on a terminal, ASCII when

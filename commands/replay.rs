@@ -78,8 +78,9 @@ pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
     })?;
     let printer = &context.printer;
     if selected.unreadable_lines > 0 {
-        printer.error(&format!(
-            "skipped {} line(s) of the failure log that are not records",
+        printer.warn(&format!(
+            "skipped {} line(s) of the failure log that cannot be read (corrupt, or a retry \
+             whose body was in a corrupt line)",
             selected.unreadable_lines
         ));
     }

@@ -21,6 +21,9 @@ pub use record::FailureRecord;
 /// A batch is written after this many records or this long, whichever comes first.
 const BATCH_RECORDS: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_secs(1);
+/// How many bytes of bodies already written the writer remembers, to write a repeated body
+/// once a day file; past this it forgets them all and starts again.
+const REMEMBERED_BODY_BYTES: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FailureLogError {
@@ -60,6 +63,7 @@ impl FailureLog {
             dir,
             keep_days,
             incoming,
+            written: Some(WrittenBodies::default()),
         };
         (log, writer)
     }
@@ -92,6 +96,8 @@ pub struct Writer {
     dir: PathBuf,
     keep_days: u32,
     incoming: mpsc::Receiver<(FailureRecord, bytes::Bytes)>,
+    /// Lent to each blocking append and given back.
+    written: Option<WrittenBodies>,
 }
 
 impl Writer {
@@ -135,12 +141,25 @@ impl Writer {
         }
     }
 
-    async fn write(&self, batch: Vec<(FailureRecord, bytes::Bytes)>, sync: bool) {
+    async fn write(&mut self, batch: Vec<(FailureRecord, bytes::Bytes)>, sync: bool) {
         let dir = self.dir.clone();
-        let written = tokio::task::spawn_blocking(move || append(&dir, &batch, sync)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "failure records lost"),
+        let mut bodies = self.written.take().unwrap_or_default();
+        let appended = tokio::task::spawn_blocking(move || {
+            let appended = append(&dir, batch, &mut bodies, sync);
+            if appended.is_err() {
+                // Some remembered bodies may not have reached the file.
+                bodies.forget();
+            }
+            (appended, bodies)
+        })
+        .await;
+        match appended {
+            Ok((appended, bodies)) => {
+                self.written = Some(bodies);
+                if let Err(error) = appended {
+                    tracing::error!(%error, "failure records lost");
+                }
+            }
             Err(error) => tracing::error!(%error, "failure records lost"),
         }
     }
@@ -151,10 +170,48 @@ impl Writer {
     }
 }
 
+/// The bodies already in the current day's file, by content, with the id of the record
+/// that holds each.
+#[derive(Default)]
+struct WrittenBodies {
+    day: String,
+    ids: std::collections::HashMap<bytes::Bytes, String, foldhash::fast::RandomState>,
+    bytes: usize,
+}
+
+impl WrittenBodies {
+    /// The record of `day` that already holds `body`; otherwise remembers `id` as its
+    /// holder and says none.
+    fn earlier(&mut self, day: &str, body: &bytes::Bytes, id: &str) -> Option<String> {
+        if self.day != day {
+            self.forget();
+            self.day = day.to_string();
+        }
+        if let Some(earlier) = self.ids.get(body) {
+            return Some(earlier.clone());
+        }
+        if self.bytes + body.len() > REMEMBERED_BODY_BYTES {
+            self.forget();
+        }
+        if body.len() <= REMEMBERED_BODY_BYTES {
+            self.bytes += body.len();
+            self.ids.insert(body.clone(), id.to_string());
+        }
+        None
+    }
+
+    fn forget(&mut self) {
+        self.ids.clear();
+        self.bytes = 0;
+    }
+}
+
 /// Appends records to their days' files, creating the directory (0700) and files (0600).
+/// A body already in its day's file is written as a reference to the record holding it.
 fn append(
     dir: &Path,
-    batch: &[(FailureRecord, bytes::Bytes)],
+    batch: Vec<(FailureRecord, bytes::Bytes)>,
+    bodies: &mut WrittenBodies,
     sync: bool,
 ) -> Result<(), FailureLogError> {
     use std::io::Write;
@@ -163,9 +220,14 @@ fn append(
         source,
     };
     create_private_dir(dir).map_err(failed)?;
-    let mut by_day: std::collections::BTreeMap<&str, Vec<u8>> = Default::default();
-    for (record, body) in batch {
-        record.line_with_body(body, by_day.entry(record.day()).or_default());
+    let mut by_day: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for (mut record, body) in batch {
+        let day = record.day().to_string();
+        let lines = by_day.entry(day.clone()).or_default();
+        match bodies.earlier(&day, &body, &record.id) {
+            Some(earlier) => record.line_referring_to(earlier, lines),
+            None => record.line_with_body(&body, lines),
+        }
     }
     for (day, lines) in by_day {
         let mut file = open_private_append(&dir.join(format!("{day}.jsonl"))).map_err(failed)?;

@@ -1,7 +1,7 @@
 //! Reading the failure log back: for `/api/failures` and `ccr replay`. A line that does
 //! not parse is skipped and counted, never an error.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -38,17 +38,49 @@ pub fn read(dir: &Path, since: SystemTime, until: Option<SystemTime>) -> std::io
     let until_text = until.map(|u| humantime::format_rfc3339_millis(u).to_string());
     for (_, path) in files {
         let text = std::fs::read_to_string(&path)?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<FailureRecord>(line) {
-                // RFC 3339 times in UTC with fixed precision compare as text.
-                Ok(record) if record.time < since_text => {}
-                Ok(record) if until_text.as_ref().is_some_and(|u| &record.time >= u) => {}
-                Ok(record) => read.records.push(record),
-                Err(_) => read.skipped += 1,
-            }
-        }
+        let (records, unreadable) = file_records(&text);
+        read.skipped += unreadable;
+        // RFC 3339 times in UTC with fixed precision compare as text.
+        read.records.extend(records.into_iter().filter(|record| {
+            record.time >= since_text && until_text.as_ref().is_none_or(|u| &record.time < u)
+        }));
     }
     Ok(read)
+}
+
+/// One day file's records, each with its body in place, and how many lines could not be
+/// read. A record whose body is in a line that could not be read is unreadable too.
+fn file_records(text: &str) -> (Vec<FailureRecord>, usize) {
+    let mut unreadable = 0;
+    let mut records = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<FailureRecord>(line) {
+            Ok(record) => records.push(record),
+            Err(_) => unreadable += 1,
+        }
+    }
+    let holders: HashMap<&str, usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.request_as.is_none())
+        .map(|(at, r)| (r.id.as_str(), at))
+        .collect();
+    let referrers: Vec<(usize, Option<usize>)> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(at, r)| Some((at, holders.get(r.request_as.as_deref()?).copied())))
+        .collect();
+    let mut keep = vec![true; records.len()];
+    for (at, holder) in referrers {
+        match holder {
+            Some(holder) => records[at].request = records[holder].request.clone(),
+            None => keep[at] = false,
+        }
+    }
+    unreadable += keep.iter().filter(|k| !**k).count();
+    let mut kept = keep.into_iter();
+    records.retain(|_| kept.next().unwrap_or(true));
+    (records, unreadable)
 }
 
 /// `/api/failures`: counts of the records since a time.
@@ -110,7 +142,33 @@ fn day_of(time: SystemTime) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::day_number;
+    use super::{day_number, file_records};
+
+    fn line(id: &str, request: &str, request_as: Option<&str>) -> String {
+        let refers = request_as.map_or(String::new(), |h| format!(r#","request_as":"{h}""#));
+        format!(
+            r#"{{"version":2,"id":"{id}","time":"2026-12-03T10:00:00.000Z","request_id":"req_{id}","session":null,"scenario":null,"model":"m","stream":false,"attempts":[],"client_got":{{"status":500,"class":"upstream_5xx","error":null}},"output_streamed":false{refers},"request":{request}}}"#
+        )
+    }
+
+    #[test]
+    fn a_body_written_once_is_put_back_in_every_record_that_refers_to_it() {
+        let text = [
+            line("a", r#"{"model":"m","n":1}"#, None),
+            line("b", "null", Some("a")),
+            line("c", "null", Some("gone")),
+            "not a record".to_string(),
+            line("d", "null", Some("a")),
+        ]
+        .join("\n");
+        let (records, unreadable) = file_records(&text);
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "d"]);
+        assert_eq!(unreadable, 2, "the corrupt line and the record it orphaned");
+        for record in &records {
+            assert_eq!(record.request.get(), r#"{"model":"m","n":1}"#);
+        }
+    }
 
     #[test]
     fn day_numbers() {

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, RequestRecord};
 
-/// The schema of a failure record; a changed meaning bumps it.
-pub const RECORD_VERSION: u32 = 1;
+/// The schema of a failure record; a changed meaning bumps it. Version 2 added
+/// `request_as`; a version 1 record always holds its body.
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FailureRecord {
@@ -30,6 +31,11 @@ pub struct FailureRecord {
     /// The failure this request was itself a replay of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// Set when an earlier record of the same day file holds the same body (a client
+    /// retrying one request): that record's id, and `request` is `null`. A retry storm
+    /// then writes its body once, not once a failure. Readers put the body back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_as: Option<String>,
     /// The client's request body, as JSON, as the client wrote it.
     pub request: Box<serde_json::value::RawValue>,
 }
@@ -100,6 +106,7 @@ impl FailureRecord {
             },
             output_streamed: request.output_started,
             replay_of: request.replay_of.clone(),
+            request_as: None,
             request: null_json(),
         };
         Some((record, body))
@@ -124,6 +131,13 @@ impl FailureRecord {
             }
         }
         out.extend_from_slice(b"}\n");
+    }
+
+    /// The record as one JSON line whose body is the one in record `earlier`.
+    pub fn line_referring_to(&mut self, earlier: String, out: &mut Vec<u8>) {
+        self.request_as = Some(earlier);
+        serde_json::to_writer(&mut *out, self).expect("a failure record serializes");
+        out.push(b'\n');
     }
 
     /// The UTC day (`YYYY-MM-DD`) the record belongs to, which names its file.

@@ -110,7 +110,11 @@ async fn each_kind_of_failure_is_one_record_and_a_rescued_request_none() {
         ["rate_limit", "auth", "upstream_5xx", "stream_cut"]
     );
     let first = &found[0];
-    assert_eq!(first["version"], 1);
+    assert_eq!(first["version"], 2);
+    assert_eq!(
+        found[1]["request_as"], first["id"],
+        "a repeated body is written once"
+    );
     assert_eq!(first["model"], "claude-x");
     assert_eq!(first["stream"], false);
     assert_eq!(first["scenario"], "default");
@@ -521,4 +525,89 @@ async fn sigterm_under_load_loses_no_failure_record() {
         missing.len(),
         before_signal.len()
     );
+}
+
+#[tokio::test]
+async fn a_retried_body_is_written_once_and_replayed_whole() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_string();
+    let upstream = MockUpstream::start(status(500, "down")).await;
+    let ccr = Ccr::start_in(
+        &with_router(
+            &config_yaml(&upstream.base_url(), "up/*", "", ""),
+            "max_attempts: 1",
+        ),
+        data.path(),
+    )
+    .await;
+    let (_, body) = crate::support::fixture();
+    for _ in 0..3 {
+        let response = messages_request(&ccr, body.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+        response.text().await.unwrap();
+    }
+    let logged = records(data.path(), 3).await;
+    assert_eq!(logged.len(), 3);
+    let holder = logged[0]["id"].as_str().unwrap();
+    assert!(logged[0]["request"].is_object(), "the first holds the body");
+    for retry in &logged[1..] {
+        assert_eq!(retry["request_as"], holder, "{retry}");
+        assert!(retry["request"].is_null());
+    }
+    let file = std::fs::read_dir(data.path().join("failures"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let text = std::fs::read(&file).unwrap();
+    let original: Value = serde_json::from_slice(&body).unwrap();
+    let marker = &body[body.len() / 2..body.len() / 2 + 200];
+    assert_eq!(
+        memchr::memmem::find_iter(&text, marker).count(),
+        1,
+        "the body is in the file once"
+    );
+
+    // Replaying the last retry sends the whole body.
+    upstream.then(Reply::Sse {
+        body: sse_stream("back", 3, 4),
+        byte_per_write: false,
+    });
+    let last = logged[2]["id"].as_str().unwrap();
+    let args = [
+        "--data-dir",
+        &data_dir,
+        "replay",
+        "--url",
+        &ccr.url(""),
+        "--id",
+        last,
+    ];
+    let (code, table, stderr) = crate::support::run_ccr(&args, &[]).await;
+    assert_eq!(code, Some(0), "{table}{stderr}");
+    let received = upstream.received();
+    let replayed: Value = serde_json::from_slice(&received.last().unwrap().body).unwrap();
+    assert_eq!(
+        replayed, original,
+        "the replay sends the body the client sent"
+    );
+    ccr.shutdown().await;
+
+    // With the holding line corrupt, the records that refer to it are skipped and counted.
+    let text = String::from_utf8(text).unwrap();
+    let (_, rest) = text.split_once('\n').unwrap();
+    std::fs::write(&file, format!("not a record\n{rest}")).unwrap();
+    let args = [
+        "--data-dir",
+        &data_dir,
+        "replay",
+        "--url",
+        "http://127.0.0.1:9",
+        "--dry-run",
+    ];
+    let (code, stdout, stderr) = crate::support::run_ccr(&args, &[]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("skipped 3 line(s)"), "{stderr}");
+    assert!(!stdout.contains("would replay"), "{stdout}");
 }
