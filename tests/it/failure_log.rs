@@ -33,6 +33,12 @@ async fn records(data_dir: &Path, n: usize) -> Vec<Value> {
     }
 }
 
+/// A server with one upstream at `url`, one attempt a request, its data under `data_dir`.
+async fn one_attempt_ccr(url: &str, data_dir: &Path) -> Ccr {
+    let yaml = with_router(&config_yaml(url, "up/*", "", ""), "max_attempts: 1");
+    Ccr::start_in(&yaml, data_dir).await
+}
+
 fn status(code: u16, message: &str) -> Reply {
     Reply::Status {
         status: code,
@@ -185,11 +191,7 @@ async fn timeouts_refusals_and_a_client_leaving_are_recorded() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let refused = Ccr::start_in(
-        &with_router(&config_yaml(&dead_url, "up/*", "", ""), "max_attempts: 1"),
-        data.path(),
-    )
-    .await;
+    let refused = one_attempt_ccr(&dead_url, data.path()).await;
     let response = messages_request(&refused, small_request("m", false))
         .send()
         .await
@@ -314,14 +316,7 @@ async fn replay_resends_the_original_bodies_through_the_server() {
     })
     .await;
     upstream.then(status(500, "down")).then(status(500, "down"));
-    let ccr = Ccr::start_in(
-        &with_router(
-            &config_yaml(&upstream.base_url(), "up/*", "", ""),
-            "max_attempts: 1",
-        ),
-        data.path(),
-    )
-    .await;
+    let ccr = one_attempt_ccr(&upstream.base_url(), data.path()).await;
     let bodies = [
         small_request("first-model", false),
         small_request("second-model", true),
@@ -532,14 +527,7 @@ async fn a_retried_body_is_written_once_and_replayed_whole() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap().to_string();
     let upstream = MockUpstream::start(status(500, "down")).await;
-    let ccr = Ccr::start_in(
-        &with_router(
-            &config_yaml(&upstream.base_url(), "up/*", "", ""),
-            "max_attempts: 1",
-        ),
-        data.path(),
-    )
-    .await;
+    let ccr = one_attempt_ccr(&upstream.base_url(), data.path()).await;
     let (_, body) = crate::support::fixture();
     for _ in 0..3 {
         let response = messages_request(&ccr, body.clone()).send().await.unwrap();
