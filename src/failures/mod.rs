@@ -38,6 +38,9 @@ pub enum FailureLogError {
 /// The request side: turns finished requests into records and queues them.
 pub struct FailureLog {
     queue: mpsc::Sender<(FailureRecord, bytes::Bytes)>,
+    /// Wakes the writer when a batch is full; otherwise it wakes once a second, so a
+    /// failure storm costs no thread wake-up a record.
+    batch_full: Arc<tokio::sync::Notify>,
     /// Records dropped because the queue was full.
     dropped: AtomicU64,
     /// Records queued, for record ids unique within this server.
@@ -50,11 +53,13 @@ impl FailureLog {
     /// The log and its writer; run the writer on the server's background tasks.
     pub fn new(dir: PathBuf, keep_days: u32, capacity: usize) -> (Arc<FailureLog>, Writer) {
         let (queue, incoming) = mpsc::channel(capacity.max(1));
+        let batch_full = Arc::new(tokio::sync::Notify::new());
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let log = Arc::new(FailureLog {
             queue,
+            batch_full: batch_full.clone(),
             dropped: AtomicU64::new(0),
             next: AtomicU64::new(0),
             prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
@@ -63,6 +68,7 @@ impl FailureLog {
             dir,
             keep_days,
             incoming,
+            batch_full,
             written: Some(WrittenBodies::default()),
         };
         (log, writer)
@@ -88,6 +94,10 @@ impl RecordSink for FailureLog {
         if self.queue.try_send(failure).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        let queued = self.queue.max_capacity() - self.queue.capacity();
+        if queued >= BATCH_RECORDS.min(self.queue.max_capacity()) {
+            self.batch_full.notify_one();
+        }
     }
 }
 
@@ -96,6 +106,7 @@ pub struct Writer {
     dir: PathBuf,
     keep_days: u32,
     incoming: mpsc::Receiver<(FailureRecord, bytes::Bytes)>,
+    batch_full: Arc<tokio::sync::Notify>,
     /// Lent to each blocking append and given back.
     written: Option<WrittenBodies>,
 }
@@ -108,24 +119,15 @@ impl Writer {
         let mut last_prune: Option<String> = None;
         loop {
             let stopping = tokio::select! {
-                received = self.incoming.recv() => match received {
-                    Some(record) => {
-                        batch.push(record);
-                        if batch.len() < BATCH_RECORDS {
-                            continue;
-                        }
-                        false
-                    }
-                    None => true,
-                },
+                _ = self.batch_full.notified() => false,
                 _ = tick.tick() => false,
                 _ = stop.cancelled() => true,
             };
             if stopping {
                 self.incoming.close();
-                while let Ok(record) = self.incoming.try_recv() {
-                    batch.push(record);
-                }
+            }
+            while let Ok(record) = self.incoming.try_recv() {
+                batch.push(record);
             }
             if !batch.is_empty() {
                 self.write(std::mem::take(&mut batch), stopping).await;
