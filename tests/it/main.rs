@@ -11,6 +11,7 @@ mod fuzz;
 mod gemini;
 mod generated;
 mod hardening;
+mod live_state;
 mod openai;
 mod passthrough;
 mod providers_test;

@@ -433,3 +433,16 @@ pub async fn get_json(url: String) -> serde_json::Value {
         .await
         .unwrap()
 }
+
+/// A small streaming request body in session `session`, its id inside `metadata.user_id`
+/// as Claude Code 2.x writes it (a JSON string).
+pub fn session_request(session: &str) -> String {
+    let user_id = serde_json::json!({"device_id": "d", "account_uuid": "", "session_id": session})
+        .to_string();
+    serde_json::json!({
+        "model": "m", "max_tokens": 5, "stream": true,
+        "metadata": {"user_id": user_id},
+        "messages": [{"role": "user", "content": "hi"}]
+    })
+    .to_string()
+}
