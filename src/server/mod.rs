@@ -11,6 +11,7 @@ mod conn;
 mod exchange;
 mod service;
 mod state;
+mod ui;
 
 use state::State;
 

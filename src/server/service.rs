@@ -119,6 +119,9 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             response
         }
         (&Method::POST, "/v1/messages/count_tokens") => count_tokens(state, request).await,
+        (&Method::GET, _) if path == "/ui" || path.starts_with("/ui/") => {
+            super::ui::serve(path).unwrap_or_else(|| not_found(method, path))
+        }
         (_, "/" | "/health" | "/v1/messages" | "/v1/messages/count_tokens") => error_response(
             &ApiError::new(
                 ErrorType::InvalidRequest,
@@ -126,13 +129,17 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             )
             .with_status(StatusCode::METHOD_NOT_ALLOWED),
         ),
-        _ => error_response(&ApiError::new(
-            ErrorType::NotFound,
-            format!(
-                "no endpoint {method} {path}: ccr serves POST /v1/messages, POST /v1/messages/count_tokens and GET /health"
-            ),
-        )),
+        _ => not_found(method, path),
     }
+}
+
+fn not_found(method: &Method, path: &str) -> Response<ResponseBody> {
+    error_response(&ApiError::new(
+        ErrorType::NotFound,
+        format!(
+            "no endpoint {method} {path}: ccr serves POST /v1/messages, POST /v1/messages/count_tokens, GET /health and its dashboard at GET /ui"
+        ),
+    ))
 }
 
 /// The value of `name` in a query string (`by=provider&…`), as written.
