@@ -11,6 +11,7 @@ mod fuzz;
 mod gemini;
 mod generated;
 mod hardening;
+mod launch;
 mod live_state;
 mod openai;
 mod passthrough;
