@@ -61,8 +61,9 @@ pub fn render(status: &SessionStatus) -> String {
         (Some(target), None) => target.clone(),
         _ => "no answer yet".to_string(),
     };
+    // A scenario is worth showing when routing chose it; an explicit target says itself.
     let scenario = match status.scenario.as_deref() {
-        None | Some("default" | "-") => String::new(),
+        None | Some("default" | "explicit" | "-") => String::new(),
         Some(other) => format!(" ({other})"),
     };
     let t = &status.tokens;

@@ -5,6 +5,7 @@ mod cli;
 mod codewhisperer;
 mod config;
 mod conformance;
+mod dashboard;
 mod estimate;
 mod failure_log;
 mod fuzz;

@@ -141,6 +141,9 @@ function minutes(timeline) {
   return { xs, at: (x) => byMinute.get(x) };
 }
 
+// The value axis in short numbers (84k, 1.2M), so large counts fit beside the chart.
+const valueAxis = { values: (u, splits) => splits.map(number), size: 56 };
+
 function line(label, color, fill) {
   return { label, stroke: color, width: 2, fill, points: { show: false } };
 }
@@ -152,7 +155,8 @@ function requestsChart(timeline) {
     ...classes.map((c) => line(c, CLASS_COLORS[c] || "#555"))];
   const data = [xs, xs.map((x) => at(x)?.requests ?? 0),
     ...classes.map((c) => xs.map((x) => at(x)?.failures[c] ?? 0))];
-  draw("c-requests", series, data, { uplot: { scales: { y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } } } });
+  draw("c-requests", series, data, { uplot: {
+    scales: { y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } }, axes: [{}, valueAxis] } });
 }
 
 function tokensChart(timeline) {
@@ -160,7 +164,8 @@ function tokensChart(timeline) {
   const series = [line("input", "#0e9f6e"), line("output", "#7c3aed"), line("cache read", "#9ca3af")];
   const pick = (f) => xs.map((x) => { const m = at(x); return m ? f(m.tokens) : 0; });
   const data = [xs, pick((t) => t.input), pick((t) => t.output), pick((t) => t.cache_read)];
-  draw("c-tokens", series, data, { uplot: { scales: { y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } } } });
+  draw("c-tokens", series, data, { uplot: {
+    scales: { y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } }, axes: [{}, valueAxis] } });
 }
 
 // p99 as a wide light bar with p50 as a narrow dark one inside it (p50 never exceeds p99).
@@ -179,7 +184,8 @@ function barsChart(id, rows, pick) {
     uplot: {
       scales: { x: { time: false, range: [-0.5, Math.max(0.5, names.length - 0.5)] },
         y: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] } },
-      axes: [{ splits: () => xs, values: (u, splits) => splits.map((i) => names[i] ?? ""), grid: { show: false } }, {}],
+      axes: [{ splits: () => xs, values: (u, splits) => splits.map((i) => names[i] ?? ""), grid: { show: false } },
+        valueAxis],
     },
   });
 }
