@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::admin::{self, Quick};
 use crate::secret::Secret;
 
 /// Claude Code's own request timeout (`API_TIMEOUT_MS`), generous: ccr bounds every
@@ -49,6 +50,12 @@ pub enum LaunchError {
     Exited { log: PathBuf, tail: String },
     #[error("ccr serve did not start listening within {waited:?}; see {log}")]
     Slow { log: PathBuf, waited: Duration },
+    #[error("ccr serve started (pid {pid}) but {url}/health does not answer; see {log}")]
+    Silent { pid: u32, url: String, log: PathBuf },
+    #[error("cannot wait for ccr serve: {0}")]
+    Wait(String),
+    #[error("no data directory for the server's log: set CCR_DATA_DIR")]
+    NoDataDir,
 }
 
 /// A variable's value; a secret one is only ever handed to the process or the shell.
@@ -211,6 +218,75 @@ pub fn run_claude(
         let status = command.status().map_err(failed)?;
         Ok(status.code().unwrap_or(1))
     }
+}
+
+/// Asking whether a server is there: loopback answers at once or not at all.
+const LOOK: Quick = Quick {
+    connect: Duration::from_secs(1),
+    total: Duration::from_secs(2),
+};
+
+/// How to start a server when none answers: `exe serve_args…` in `data_dir`.
+pub struct ServeCommand {
+    pub exe: PathBuf,
+    /// `serve` and its flags, paths absolute.
+    pub args: Vec<OsString>,
+    /// Where it runs and logs; `None` when the platform has none (then it cannot start).
+    pub data_dir: Option<PathBuf>,
+    /// How long it may take to listen (it builds its providers first).
+    pub patience: Duration,
+}
+
+/// A server that answers `/health`.
+#[derive(Debug)]
+pub enum Ready {
+    /// It was running already.
+    Running { url: String },
+    /// It was started now.
+    Started { url: String, started: Started },
+}
+
+impl Ready {
+    pub fn url(&self) -> &str {
+        match self {
+            Ready::Running { url } | Ready::Started { url, .. } => url,
+        }
+    }
+}
+
+/// The server at `configured` if it answers, else one started with `serve`.
+pub async fn ensure_server(configured: &str, serve: ServeCommand) -> Result<Ready, LaunchError> {
+    let answers = |url: String| async move { admin::health(&url, LOOK).await.is_ok() };
+    if answers(configured.to_string()).await {
+        return Ok(Ready::Running {
+            url: configured.to_string(),
+        });
+    }
+    let data_dir = serve.data_dir.ok_or(LaunchError::NoDataDir)?;
+    let starting = tokio::task::spawn_blocking(move || {
+        start_server(&serve.exe, &serve.args, &data_dir, serve.patience)
+    });
+    let started = match starting.await {
+        Ok(Ok(started)) => started,
+        // Another `ccr code` may have started one meanwhile, and won the port.
+        Ok(Err(_)) if answers(configured.to_string()).await => {
+            return Ok(Ready::Running {
+                url: configured.to_string(),
+            });
+        }
+        Ok(Err(error)) => return Err(error),
+        Err(error) => return Err(LaunchError::Wait(error.to_string())),
+    };
+    // It says where it listens: the configured port, or the one picked for `port: 0`.
+    let url = format!("http://{}", started.addr);
+    if !answers(url.clone()).await {
+        return Err(LaunchError::Silent {
+            pid: started.pid,
+            url,
+            log: started.log,
+        });
+    }
+    Ok(Ready::Started { url, started })
 }
 
 /// A server started in the background.
