@@ -1,6 +1,8 @@
 //! The `ccr` command line: argument parsing, dispatch, error reporting and exit codes.
 //! Each subcommand lives in its own file as a thin layer over the `ccr` library.
 
+mod activate;
+mod code;
 mod generate;
 mod human;
 mod printer;
@@ -8,6 +10,7 @@ mod providers;
 mod replay;
 mod serve;
 mod stats;
+mod statusline;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +65,12 @@ enum Command {
     Providers(providers::Args),
     /// Resend logged failures through a running server
     Replay(replay::Args),
+    /// Run Claude Code through ccr, starting `ccr serve` in the background if needed
+    Code(code::Args),
+    /// Print the environment `ccr code` sets, for `eval "$(ccr activate)"`
+    Activate(activate::Args),
+    /// Print one status line for Claude Code's `statusLine` setting (JSON on stdin)
+    Statusline(statusline::Args),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Write completions/ and man/ from this definition (for ccr's own repository)
@@ -151,6 +160,9 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run(&context, args),
         Command::Providers(args) => providers::run(&context, args),
         Command::Replay(args) => replay::run(&context, args),
+        Command::Code(args) => code::run(&context, args),
+        Command::Activate(args) => activate::run(&context, args),
+        Command::Statusline(args) => statusline::run(&context, args),
         Command::Completions(args) => generate::completions(&context, args),
         Command::Generate(args) => generate::generate(&context, args),
     };

@@ -94,6 +94,14 @@ impl Printer {
         self.out(&self.bold(text))
     }
 
+    /// A note on stderr about what the command did on its way (stdout belongs to what it
+    /// prints or runs); not with `--quiet`, and a closed stderr is ignored.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+    }
+
     /// A per-item error on stderr; a closed stderr is ignored.
     pub fn error(&self, text: &str) {
         self.labelled("error", "1;31", text);

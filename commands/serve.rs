@@ -56,6 +56,7 @@ pub fn run(context: &AppContext, args: Args) -> Result<(), Failure> {
             .context("cannot start the server")?;
         let shutdown = shutdown_signal();
         watch_for_reload(server.reloader(), path.clone(), explicit, overrides.clone());
+        tracing::info!(addr = %server.local_addr(), "listening");
         // Scripts and tests read this line to learn the port; a closed stdout is not an error.
         let _ = context
             .printer

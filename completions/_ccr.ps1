@@ -35,6 +35,9 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show a running server''s stats')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'Test the configured providers: a text, a streaming and a tool-call probe each')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Resend logged failures through a running server')
+            [CompletionResult]::new('code', 'code', [CompletionResultType]::ParameterValue, 'Run Claude Code through ccr, starting `ccr serve` in the background if needed')
+            [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Print the environment `ccr code` sets, for `eval "$(ccr activate)"`')
+            [CompletionResult]::new('statusline', 'statusline', [CompletionResultType]::ParameterValue, 'Print one status line for Claude Code''s `statusLine` setting (JSON on stdin)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ from this definition (for ccr''s own repository)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -208,6 +211,37 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ccr;code' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: the platform config directory''s ccr/config.yaml)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory for logs and state (default: the platform data directory''s ccr/)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (`NO_COLOR` turns `auto` off)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ccr;activate' {
+            [CompletionResult]::new('--shell', '--shell', [CompletionResultType]::ParameterName, 'The shell to write for (default: from $SHELL)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: the platform config directory''s ccr/config.yaml)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory for logs and state (default: the platform data directory''s ccr/)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (`NO_COLOR` turns `auto` off)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ccr;statusline' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: the platform config directory''s ccr/config.yaml)')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory for logs and state (default: the platform data directory''s ccr/)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour (`NO_COLOR` turns `auto` off)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested output (no confirmation lines)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ccr;completions' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file (default: the platform config directory''s ccr/config.yaml)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory for logs and state (default: the platform data directory''s ccr/)')
@@ -235,6 +269,9 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Show a running server''s stats')
             [CompletionResult]::new('providers', 'providers', [CompletionResultType]::ParameterValue, 'Test the configured providers: a text, a streaming and a tool-call probe each')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Resend logged failures through a running server')
+            [CompletionResult]::new('code', 'code', [CompletionResultType]::ParameterValue, 'Run Claude Code through ccr, starting `ccr serve` in the background if needed')
+            [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Print the environment `ccr code` sets, for `eval "$(ccr activate)"`')
+            [CompletionResult]::new('statusline', 'statusline', [CompletionResultType]::ParameterValue, 'Print one status line for Claude Code''s `statusLine` setting (JSON on stdin)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script (bash, zsh, fish, powershell, elvish)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write completions/ and man/ from this definition (for ccr''s own repository)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -273,6 +310,15 @@ Register-ArgumentCompleter -Native -CommandName 'ccr' -ScriptBlock {
             break
         }
         'ccr;help;replay' {
+            break
+        }
+        'ccr;help;code' {
+            break
+        }
+        'ccr;help;activate' {
+            break
+        }
+        'ccr;help;statusline' {
             break
         }
         'ccr;help;completions' {

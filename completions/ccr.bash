@@ -16,6 +16,12 @@ _ccr() {
             ",$1")
                 cmd="ccr"
                 ;;
+            ccr,activate)
+                cmd="ccr__subcmd__activate"
+                ;;
+            ccr,code)
+                cmd="ccr__subcmd__code"
+                ;;
             ccr,completions)
                 cmd="ccr__subcmd__completions"
                 ;;
@@ -37,8 +43,17 @@ _ccr() {
             ccr,stats)
                 cmd="ccr__subcmd__stats"
                 ;;
+            ccr,statusline)
+                cmd="ccr__subcmd__statusline"
+                ;;
             ccr,token)
                 cmd="ccr__subcmd__token"
+                ;;
+            ccr__subcmd__help,activate)
+                cmd="ccr__subcmd__help__subcmd__activate"
+                ;;
+            ccr__subcmd__help,code)
+                cmd="ccr__subcmd__help__subcmd__code"
                 ;;
             ccr__subcmd__help,completions)
                 cmd="ccr__subcmd__help__subcmd__completions"
@@ -60,6 +75,9 @@ _ccr() {
                 ;;
             ccr__subcmd__help,stats)
                 cmd="ccr__subcmd__help__subcmd__stats"
+                ;;
+            ccr__subcmd__help,statusline)
+                cmd="ccr__subcmd__help__subcmd__statusline"
                 ;;
             ccr__subcmd__help,token)
                 cmd="ccr__subcmd__help__subcmd__token"
@@ -128,8 +146,64 @@ _ccr() {
 
     case "${cmd}" in
         ccr)
-            opts="-q -h -V --config --data-dir --color --quiet --help --version serve token stats providers replay completions generate help"
+            opts="-q -h -V --config --data-dir --color --quiet --help --version serve token stats providers replay code activate statusline completions generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__activate)
+            opts="-q -h --shell --config --data-dir --color --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --shell)
+                    COMPREPLY=($(compgen -W "bash zsh fish" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__code)
+            opts="-q -h --config --data-dir --color --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -210,8 +284,36 @@ _ccr() {
             return 0
             ;;
         ccr__subcmd__help)
-            opts="serve token stats providers replay completions generate help"
+            opts="serve token stats providers replay code activate statusline completions generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__help__subcmd__activate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__help__subcmd__code)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -322,6 +424,20 @@ _ccr() {
             return 0
             ;;
         ccr__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__help__subcmd__statusline)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -626,6 +742,32 @@ _ccr() {
                     COMPREPLY=($(compgen -W "provider target model scenario" -- "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ccr__subcmd__statusline)
+            opts="-q -h --config --data-dir --color --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

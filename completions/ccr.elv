@@ -32,6 +32,9 @@ set edit:completion:arg-completer[ccr] = {|@words|
             cand stats 'Show a running server''s stats'
             cand providers 'Test the configured providers: a text, a streaming and a tool-call probe each'
             cand replay 'Resend logged failures through a running server'
+            cand code 'Run Claude Code through ccr, starting `ccr serve` in the background if needed'
+            cand activate 'Print the environment `ccr code` sets, for `eval "$(ccr activate)"`'
+            cand statusline 'Print one status line for Claude Code''s `statusLine` setting (JSON on stdin)'
             cand completions 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
             cand generate 'Write completions/ and man/ from this definition (for ccr''s own repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -185,6 +188,34 @@ set edit:completion:arg-completer[ccr] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ccr;code'= {
+            cand --config 'Configuration file (default: the platform config directory''s ccr/config.yaml)'
+            cand --data-dir 'Data directory for logs and state (default: the platform data directory''s ccr/)'
+            cand --color 'When to use colour (`NO_COLOR` turns `auto` off)'
+            cand -q 'Print only errors and requested output (no confirmation lines)'
+            cand --quiet 'Print only errors and requested output (no confirmation lines)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ccr;activate'= {
+            cand --shell 'The shell to write for (default: from $SHELL)'
+            cand --config 'Configuration file (default: the platform config directory''s ccr/config.yaml)'
+            cand --data-dir 'Data directory for logs and state (default: the platform data directory''s ccr/)'
+            cand --color 'When to use colour (`NO_COLOR` turns `auto` off)'
+            cand -q 'Print only errors and requested output (no confirmation lines)'
+            cand --quiet 'Print only errors and requested output (no confirmation lines)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ccr;statusline'= {
+            cand --config 'Configuration file (default: the platform config directory''s ccr/config.yaml)'
+            cand --data-dir 'Data directory for logs and state (default: the platform data directory''s ccr/)'
+            cand --color 'When to use colour (`NO_COLOR` turns `auto` off)'
+            cand -q 'Print only errors and requested output (no confirmation lines)'
+            cand --quiet 'Print only errors and requested output (no confirmation lines)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ccr;completions'= {
             cand --config 'Configuration file (default: the platform config directory''s ccr/config.yaml)'
             cand --data-dir 'Data directory for logs and state (default: the platform data directory''s ccr/)'
@@ -210,6 +241,9 @@ set edit:completion:arg-completer[ccr] = {|@words|
             cand stats 'Show a running server''s stats'
             cand providers 'Test the configured providers: a text, a streaming and a tool-call probe each'
             cand replay 'Resend logged failures through a running server'
+            cand code 'Run Claude Code through ccr, starting `ccr serve` in the background if needed'
+            cand activate 'Print the environment `ccr code` sets, for `eval "$(ccr activate)"`'
+            cand statusline 'Print one status line for Claude Code''s `statusLine` setting (JSON on stdin)'
             cand completions 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
             cand generate 'Write completions/ and man/ from this definition (for ccr''s own repository)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -238,6 +272,12 @@ set edit:completion:arg-completer[ccr] = {|@words|
         &'ccr;help;providers;test'= {
         }
         &'ccr;help;replay'= {
+        }
+        &'ccr;help;code'= {
+        }
+        &'ccr;help;activate'= {
+        }
+        &'ccr;help;statusline'= {
         }
         &'ccr;help;completions'= {
         }

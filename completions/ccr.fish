@@ -37,6 +37,9 @@ complete -c ccr -n "__fish_ccr_needs_command" -f -a "token" -d 'Manage CodeWhisp
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "stats" -d 'Show a running server\'s stats'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "providers" -d 'Test the configured providers: a text, a streaming and a tool-call probe each'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "replay" -d 'Resend logged failures through a running server'
+complete -c ccr -n "__fish_ccr_needs_command" -f -a "code" -d 'Run Claude Code through ccr, starting `ccr serve` in the background if needed'
+complete -c ccr -n "__fish_ccr_needs_command" -f -a "activate" -d 'Print the environment `ccr code` sets, for `eval "$(ccr activate)"`'
+complete -c ccr -n "__fish_ccr_needs_command" -f -a "statusline" -d 'Print one status line for Claude Code\'s `statusLine` setting (JSON on stdin)'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "completions" -d 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "generate" -d 'Write completions/ and man/ from this definition (for ccr\'s own repository)'
 complete -c ccr -n "__fish_ccr_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -154,6 +157,30 @@ complete -c ccr -n "__fish_ccr_using_subcommand replay" -l dry-run -d 'Show what
 complete -c ccr -n "__fish_ccr_using_subcommand replay" -l json -d 'One JSON object per replay on stdout'
 complete -c ccr -n "__fish_ccr_using_subcommand replay" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
 complete -c ccr -n "__fish_ccr_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ccr -n "__fish_ccr_using_subcommand code" -l config -d 'Configuration file (default: the platform config directory\'s ccr/config.yaml)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand code" -l data-dir -d 'Data directory for logs and state (default: the platform data directory\'s ccr/)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand code" -l color -d 'When to use colour (`NO_COLOR` turns `auto` off)' -r -f -a "auto\t'Colour on a terminal, unless `NO_COLOR` is set'
+always\t''
+never\t''"
+complete -c ccr -n "__fish_ccr_using_subcommand code" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
+complete -c ccr -n "__fish_ccr_using_subcommand code" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ccr -n "__fish_ccr_using_subcommand activate" -l shell -d 'The shell to write for (default: from $SHELL)' -r -f -a "bash\t''
+zsh\t''
+fish\t''"
+complete -c ccr -n "__fish_ccr_using_subcommand activate" -l config -d 'Configuration file (default: the platform config directory\'s ccr/config.yaml)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand activate" -l data-dir -d 'Data directory for logs and state (default: the platform data directory\'s ccr/)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand activate" -l color -d 'When to use colour (`NO_COLOR` turns `auto` off)' -r -f -a "auto\t'Colour on a terminal, unless `NO_COLOR` is set'
+always\t''
+never\t''"
+complete -c ccr -n "__fish_ccr_using_subcommand activate" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
+complete -c ccr -n "__fish_ccr_using_subcommand activate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ccr -n "__fish_ccr_using_subcommand statusline" -l config -d 'Configuration file (default: the platform config directory\'s ccr/config.yaml)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand statusline" -l data-dir -d 'Data directory for logs and state (default: the platform data directory\'s ccr/)' -r -F
+complete -c ccr -n "__fish_ccr_using_subcommand statusline" -l color -d 'When to use colour (`NO_COLOR` turns `auto` off)' -r -f -a "auto\t'Colour on a terminal, unless `NO_COLOR` is set'
+always\t''
+never\t''"
+complete -c ccr -n "__fish_ccr_using_subcommand statusline" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
+complete -c ccr -n "__fish_ccr_using_subcommand statusline" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ccr -n "__fish_ccr_using_subcommand completions" -l config -d 'Configuration file (default: the platform config directory\'s ccr/config.yaml)' -r -F
 complete -c ccr -n "__fish_ccr_using_subcommand completions" -l data-dir -d 'Data directory for logs and state (default: the platform data directory\'s ccr/)' -r -F
 complete -c ccr -n "__fish_ccr_using_subcommand completions" -l color -d 'When to use colour (`NO_COLOR` turns `auto` off)' -r -f -a "auto\t'Colour on a terminal, unless `NO_COLOR` is set'
@@ -169,14 +196,17 @@ always\t''
 never\t''"
 complete -c ccr -n "__fish_ccr_using_subcommand generate" -s q -l quiet -d 'Print only errors and requested output (no confirmation lines)'
 complete -c ccr -n "__fish_ccr_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "serve" -d 'Run the proxy server'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "token" -d 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "stats" -d 'Show a running server\'s stats'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "providers" -d 'Test the configured providers: a text, a streaming and a tool-call probe each'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "replay" -d 'Resend logged failures through a running server'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "completions" -d 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "generate" -d 'Write completions/ and man/ from this definition (for ccr\'s own repository)'
-complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "serve" -d 'Run the proxy server'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "token" -d 'Manage CodeWhisperer (Kiro) accounts: import, list, refresh, remove'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "stats" -d 'Show a running server\'s stats'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "providers" -d 'Test the configured providers: a text, a streaming and a tool-call probe each'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "replay" -d 'Resend logged failures through a running server'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "code" -d 'Run Claude Code through ccr, starting `ccr serve` in the background if needed'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "activate" -d 'Print the environment `ccr code` sets, for `eval "$(ccr activate)"`'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "statusline" -d 'Print one status line for Claude Code\'s `statusLine` setting (JSON on stdin)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "completions" -d 'Print the shell completion script (bash, zsh, fish, powershell, elvish)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "generate" -d 'Write completions/ and man/ from this definition (for ccr\'s own repository)'
+complete -c ccr -n "__fish_ccr_using_subcommand help; and not __fish_seen_subcommand_from serve token stats providers replay code activate statusline completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "import" -d 'Import Kiro\'s token file as an account'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "list" -d 'List accounts with their expiry and status (never a token)'
 complete -c ccr -n "__fish_ccr_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "refresh" -d 'Refresh accounts\' tokens and store them (for scripts and cron: quiet when piped)'

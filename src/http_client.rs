@@ -34,6 +34,23 @@ pub fn plain() -> Result<reqwest::Client, ClientError> {
     pooled("ccr", OWN_CONNECT_TIMEOUT)
 }
 
+/// A client for this machine's own ccr server (`ccr code`, `ccr statusline`): no proxy
+/// from the environment (a corporate proxy cannot reach loopback) and the caller's
+/// deadlines, which are short.
+pub fn local(connect_timeout: Duration, timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ClientError {
+            owner: "ccr".to_string(),
+            detail: e.to_string(),
+        })
+}
+
 /// rustls with the `ring` provider, installed once for the process.
 fn install_tls_provider() {
     static CRYPTO: Once = Once::new();

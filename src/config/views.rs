@@ -19,13 +19,18 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// The server's base URL as a client reaches it.
+    /// The server's base URL as a client on this machine reaches it: a server bound to
+    /// every address (`0.0.0.0`, `::`) is reached on loopback.
     pub fn base_url(&self) -> String {
-        let host = &self.server.host.0;
-        let host = if host.contains(':') {
+        let host = match self.server.host.0.as_str() {
+            "0.0.0.0" => "127.0.0.1",
+            "::" | "[::]" => "::1",
+            host => host,
+        };
+        let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
         } else {
-            host.clone()
+            host.to_string()
         };
         format!("http://{host}:{}", self.server.port)
     }

@@ -48,3 +48,15 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// The wall-clock time of clock reading `ms`, given that the clock reads `now_ms` at `now`.
+pub fn wall_time(now_ms: u64, now: std::time::SystemTime, ms: u64) -> std::time::SystemTime {
+    // Blacklists are bounded by the config, but a saturated reading must not overflow.
+    const MAX_AHEAD_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+    if ms >= now_ms {
+        now + Duration::from_millis((ms - now_ms).min(MAX_AHEAD_MS))
+    } else {
+        now.checked_sub(Duration::from_millis(now_ms - ms))
+            .unwrap_or(std::time::UNIX_EPOCH)
+    }
+}

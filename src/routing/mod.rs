@@ -14,11 +14,11 @@ use std::time::Duration;
 use crate::anthropic::MessagesRequest;
 use crate::config::{Config, RouterConfig, Strategy};
 use crate::credentials::TokenSource;
-use crate::failure::{BlacklistDefaults, Failure, Retry};
+use crate::failure::{BlacklistDefaults, Blame, Failure, Retry};
 use crate::providers::{self, BuildError};
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use pool::{Pool, Target, Upstream};
+pub use pool::{InFlight, Pool, Target, TargetStatus, Upstream};
 pub use scenario::Scenario;
 pub use sessions::Sessions;
 
@@ -92,10 +92,11 @@ pub struct Candidate<'a> {
 }
 
 /// The target that is answering a response, so that a failure after the first byte still
-/// reaches its health.
+/// reaches its health, and the response counts as in flight until it ends.
 pub struct Health {
     pub router: Arc<Router>,
     pub upstream: Arc<Upstream>,
+    pub flight: InFlight,
 }
 
 impl Health {
@@ -230,17 +231,34 @@ impl Router {
     /// Keeps what `previous` learned about each target still configured (same label): a
     /// reload neither forgives a blacklisted target nor forgets a healthy one.
     pub fn inherit_health(&self, previous: &Router) {
-        let old: HashMap<&str, u64> = previous
-            .by_provider
-            .values()
-            .flat_map(|pool| pool.targets())
-            .map(|t| (t.upstream.label.as_str(), t.upstream.blacklisted_until()))
+        let old: HashMap<&str, &Upstream> = previous
+            .upstreams()
+            .map(|upstream| (upstream.label.as_str(), upstream))
             .collect();
-        for target in self.by_provider.values().flat_map(|pool| pool.targets()) {
-            if let Some(&until) = old.get(target.upstream.label.as_str()) {
-                target.upstream.blacklist(until);
+        for upstream in self.upstreams() {
+            if let Some(before) = old.get(upstream.label.as_str()) {
+                upstream.inherit(before);
             }
         }
+    }
+
+    /// Every upstream once (the provider pools hold each exactly once).
+    fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        self.by_provider
+            .values()
+            .flat_map(|pool| pool.targets())
+            .map(|target| target.upstream.as_ref())
+    }
+
+    /// Every target's live state, by label.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        let (now_ms, now) = (self.clock.now_ms(), std::time::SystemTime::now());
+        let mut all: Vec<TargetStatus> = self
+            .upstreams()
+            .map(|upstream| upstream.status(now_ms, now))
+            .collect();
+        all.sort_by(|a, b| a.target.cmp(&b.target));
+        all
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -254,6 +272,7 @@ impl Router {
     /// A success clears the upstream's blacklist entry.
     pub fn succeeded(&self, upstream: &Upstream) {
         upstream.clear();
+        upstream.answered(self.clock.now_ms());
     }
 
     /// Records a failed attempt of candidate `current`: blacklists its upstream as the
@@ -301,6 +320,9 @@ impl Router {
     }
 
     fn blacklist(&self, upstream: &Upstream, failure: &Failure) {
+        if failure.blame == Blame::Upstream {
+            upstream.failed(self.clock.now_ms());
+        }
         let blacklist = &self.policy.blacklist;
         let defaults = BlacklistDefaults {
             rate_limited: blacklist.rate_limited.0,
@@ -310,7 +332,7 @@ impl Router {
         };
         if let Some(duration) = failure.blacklist_for(&defaults) {
             let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-            upstream.blacklist(self.clock.now_ms().saturating_add(millis));
+            upstream.blacklist_because(self.clock.now_ms().saturating_add(millis), failure.class);
         }
     }
 

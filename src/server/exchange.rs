@@ -77,9 +77,11 @@ pub(super) async fn run(
         plan.prefer(&label, router.now_ms());
     }
     let scenario = plan.scenario;
-    let remember = |answered_by: Option<&str>| {
+    // The session's counters come from the finished record (`Sessions` is a sink); only
+    // who answered is told here, at the first byte, so the next turn can prefer it.
+    let remember = |label: &str| {
         if let Some(key) = &session {
-            state.sessions.record(key, scenario, answered_by);
+            state.sessions.answered(key, scenario, label);
         }
     };
     let overhead_before = pending.received.elapsed();
@@ -95,10 +97,11 @@ pub(super) async fn run(
             attempts: attempt,
         };
         let started_at = Instant::now();
+        let flight = candidate.upstream.begin();
         let error = match try_candidate(state, candidate, &request, &client_headers).await {
             Ok(started) => {
                 router.succeeded(candidate.upstream);
-                remember(Some(&candidate.upstream.label));
+                remember(&candidate.upstream.label);
                 pending.record.attempts.push(attempt_record(
                     candidate,
                     Some(started.status()),
@@ -108,11 +111,14 @@ pub(super) async fn run(
                 let health = Health {
                     router: router.clone(),
                     upstream: candidate.upstream.clone(),
+                    flight,
                 };
                 return respond(state, pending, started, &routed, overhead_before, health);
             }
             Err(error) => error,
         };
+        // The attempt is over; a wait before the next one is not in flight anywhere.
+        drop(flight);
         pending.record.attempts.push(attempt_record(
             candidate,
             error.status(),
@@ -121,7 +127,6 @@ pub(super) async fn run(
         ));
         let failed_upstream = candidate.upstream;
         let give_up = |mut pending: PendingRecord, error: ProviderError| {
-            remember(None);
             // ccr's own time only: waiting on upstreams and between retries is not ours.
             pending.record.timings.overhead = overhead_before;
             let mut response = upstream_failure(pending, error);
@@ -168,7 +173,7 @@ fn session_key(request: &MessagesRequest, headers: &HeaderMap) -> Option<String>
 }
 
 /// The longest session id remembered.
-const MAX_SESSION_ID: usize = 128;
+pub(super) const MAX_SESSION_ID: usize = 128;
 
 impl Started {
     fn status(&self) -> StatusCode {

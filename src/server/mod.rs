@@ -11,6 +11,7 @@ mod conn;
 mod exchange;
 mod service;
 mod state;
+mod ui;
 
 use state::State;
 
@@ -159,7 +160,8 @@ impl Server {
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         let stats = crate::stats::Stats::new();
-        let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(AccessLog), stats.clone()];
+        let mut sinks: Vec<Arc<dyn RecordSink>> =
+            vec![Arc::new(AccessLog), stats.clone(), sessions.clone()];
         let log_every = config.stats.log_interval.0;
         if !log_every.is_zero() {
             let logged = stats.clone();

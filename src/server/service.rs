@@ -101,6 +101,10 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
         (&Method::POST, "/v1/messages") => messages(state, id, request).await,
         (&Method::GET, "/api/stats") => stats_document(state, request.uri().query()),
         (&Method::GET, "/api/failures") => failure_counts(state, request.uri().query()).await,
+        (&Method::GET, "/api/targets") => targets_document(state),
+        (&Method::GET, _) if path.starts_with(SESSIONS_PREFIX) => {
+            session_status(state, &path[SESSIONS_PREFIX.len()..])
+        }
         (&Method::GET, "/metrics") => {
             let mut text = crate::stats::render::prometheus(&state.stats);
             let dropped = state.failure_log.as_ref().map_or(0, |log| log.dropped());
@@ -115,6 +119,9 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             response
         }
         (&Method::POST, "/v1/messages/count_tokens") => count_tokens(state, request).await,
+        (&Method::GET, _) if path == "/ui" || path.starts_with("/ui/") => {
+            super::ui::serve(path).unwrap_or_else(|| not_found(method, path))
+        }
         (_, "/" | "/health" | "/v1/messages" | "/v1/messages/count_tokens") => error_response(
             &ApiError::new(
                 ErrorType::InvalidRequest,
@@ -122,13 +129,17 @@ async fn route(state: &Arc<State>, id: &str, request: Request<Incoming>) -> Resp
             )
             .with_status(StatusCode::METHOD_NOT_ALLOWED),
         ),
-        _ => error_response(&ApiError::new(
-            ErrorType::NotFound,
-            format!(
-                "no endpoint {method} {path}: ccr serves POST /v1/messages, POST /v1/messages/count_tokens and GET /health"
-            ),
-        )),
+        _ => not_found(method, path),
     }
+}
+
+fn not_found(method: &Method, path: &str) -> Response<ResponseBody> {
+    error_response(&ApiError::new(
+        ErrorType::NotFound,
+        format!(
+            "no endpoint {method} {path}: ccr serves POST /v1/messages, POST /v1/messages/count_tokens, GET /health and its dashboard at GET /ui"
+        ),
+    ))
 }
 
 /// The value of `name` in a query string (`by=provider&…`), as written.
@@ -169,6 +180,35 @@ async fn failure_counts(state: &State, query: Option<&str>) -> Response<Response
         _ => error_response(&ApiError::new(
             ErrorType::Api,
             "cannot read the failure log",
+        )),
+    }
+}
+
+/// `/api/targets`: every target's live state (health, blacklist and why, in flight, last
+/// success and failure).
+fn targets_document(state: &State) -> Response<ResponseBody> {
+    let document = serde_json::json!({ "targets": state.router.current().targets() });
+    json(StatusCode::OK, Bytes::from(document.to_string()))
+}
+
+const SESSIONS_PREFIX: &str = "/api/sessions/";
+
+/// `/api/sessions/{id}`: one conversation's scenario, last target, counts and tokens.
+fn session_status(state: &State, id: &str) -> Response<ResponseBody> {
+    let found = (id.len() <= super::exchange::MAX_SESSION_ID)
+        .then(|| state.sessions.status(id))
+        .flatten();
+    match found {
+        Some(status) => json(
+            StatusCode::OK,
+            Bytes::from(serde_json::to_vec(&status).expect("a session serializes")),
+        ),
+        None => error_response(&ApiError::new(
+            ErrorType::NotFound,
+            format!(
+                "no session `{}`: it has sent no request yet, or it expired (`router.sessions.ttl`)",
+                id.chars().take(64).collect::<String>()
+            ),
         )),
     }
 }

@@ -6,7 +6,7 @@ pub mod render;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
@@ -146,6 +146,84 @@ impl Window {
     }
 }
 
+/// Minutes the timeline keeps: the dashboard's last hour.
+pub const TIMELINE_MINUTES: u64 = 60;
+
+/// One minute of the whole server: what finished in it.
+#[derive(Default)]
+pub struct Minute {
+    /// The minute counted (Unix seconds / 60); its slot is reused an hour later.
+    stamp: AtomicU64,
+    pub requests: AtomicU64,
+    pub failures: [AtomicU64; FAILURE_CLASSES.len()],
+    pub input_tokens: AtomicU64,
+    pub output_tokens: AtomicU64,
+    pub cache_read_tokens: AtomicU64,
+    pub cache_write_tokens: AtomicU64,
+}
+
+/// The last hour minute by minute, for charts over time: a ring of slots stamped with
+/// their minute, as `Window` does per row. A count that lands while another thread
+/// starts the minute may be lost; the rows' totals stay exact.
+struct Timeline {
+    minutes: Vec<Minute>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            minutes: (0..TIMELINE_MINUTES).map(|_| Minute::default()).collect(),
+        }
+    }
+}
+
+impl Timeline {
+    fn slot(&self, minute: u64) -> &Minute {
+        let slot = &self.minutes[(minute % TIMELINE_MINUTES) as usize];
+        if slot.stamp.swap(minute, Ordering::AcqRel) != minute {
+            for counter in [
+                &slot.requests,
+                &slot.input_tokens,
+                &slot.output_tokens,
+                &slot.cache_read_tokens,
+                &slot.cache_write_tokens,
+            ]
+            .into_iter()
+            .chain(&slot.failures)
+            {
+                counter.store(0, Ordering::Release);
+            }
+        }
+        slot
+    }
+
+    /// The minutes of the last hour up to `now` that saw requests, oldest first, each with
+    /// its start in Unix seconds.
+    fn recent(&self, now: SystemTime) -> Vec<(u64, &Minute)> {
+        let current = unix_minute(now);
+        let mut recent: Vec<(u64, &Minute)> = self
+            .minutes
+            .iter()
+            .map(|slot| (slot.stamp.load(Ordering::Acquire), slot))
+            .filter(|(stamp, slot)| {
+                current.saturating_sub(*stamp) < TIMELINE_MINUTES
+                    && *stamp <= current
+                    && slot.requests.load(Ordering::Relaxed) > 0
+            })
+            .map(|(stamp, slot)| (stamp * 60, slot))
+            .collect();
+        recent.sort_by_key(|(at, _)| *at);
+        recent
+    }
+}
+
+fn unix_minute(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 60
+}
+
 /// What a row is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RowKey {
@@ -229,6 +307,7 @@ pub struct Stats {
     /// Model names seen, up to [`MAX_MODEL_LABELS`]; later new names count as `other`, so a
     /// client choosing names (through a `provider/*` route) cannot grow stats and metrics.
     models: DashMap<String, ()>,
+    timeline: Timeline,
     started: Instant,
 }
 
@@ -243,6 +322,7 @@ impl Default for Stats {
         Stats {
             rows: DashMap::new(),
             models: DashMap::new(),
+            timeline: Timeline::default(),
             started: Instant::now(),
         }
     }
@@ -270,6 +350,12 @@ impl Stats {
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows
+    }
+
+    /// The minutes of the last hour that saw requests, oldest first, with their start in
+    /// Unix seconds.
+    pub fn timeline(&self, now: SystemTime) -> Vec<(u64, &Minute)> {
+        self.timeline.recent(now)
     }
 
     pub fn requests_per_minute(&self, row: &Row) -> f64 {
@@ -308,7 +394,11 @@ impl Stats {
             scenario: record.scenario.unwrap_or("-").to_string(),
         };
         let row = self.row(key);
+        let minute = self
+            .timeline
+            .slot(unix_minute(record.started_at + record.timings.total));
         row.requests.fetch_add(1, Ordering::Relaxed);
+        minute.requests.fetch_add(1, Ordering::Relaxed);
         row.window.record(self.minute());
         if record.streaming {
             row.streaming.fetch_add(1, Ordering::Relaxed);
@@ -319,17 +409,31 @@ impl Stats {
             }
             Some(class) => {
                 row.failures[class.index()].fetch_add(1, Ordering::Relaxed);
+                minute.failures[class.index()].fetch_add(1, Ordering::Relaxed);
             }
         }
         if let Some(usage) = record.usage {
-            row.input_tokens
-                .fetch_add(usage.input_tokens, Ordering::Relaxed);
-            row.output_tokens
-                .fetch_add(usage.output_tokens, Ordering::Relaxed);
-            row.cache_read_tokens
-                .fetch_add(usage.cache_read_input_tokens, Ordering::Relaxed);
-            row.cache_write_tokens
-                .fetch_add(usage.cache_creation_input_tokens, Ordering::Relaxed);
+            for (row_count, minute_count, n) in [
+                (&row.input_tokens, &minute.input_tokens, usage.input_tokens),
+                (
+                    &row.output_tokens,
+                    &minute.output_tokens,
+                    usage.output_tokens,
+                ),
+                (
+                    &row.cache_read_tokens,
+                    &minute.cache_read_tokens,
+                    usage.cache_read_input_tokens,
+                ),
+                (
+                    &row.cache_write_tokens,
+                    &minute.cache_write_tokens,
+                    usage.cache_creation_input_tokens,
+                ),
+            ] {
+                row_count.fetch_add(n, Ordering::Relaxed);
+                minute_count.fetch_add(n, Ordering::Relaxed);
+            }
         }
         if let Some(credits) = record.credits {
             row.micro_credits
@@ -403,6 +507,38 @@ mod tests {
         assert_eq!(merged.count(), 100);
         assert!(merged.quantile(0.5).unwrap() < Duration::from_millis(20));
         assert!(merged.quantile(0.95).unwrap() >= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_timeline_keeps_the_last_hour_minute_by_minute() {
+        let stats = Stats::new();
+        let at = |minute: u64| UNIX_EPOCH + Duration::from_secs(minute * 60 + 5);
+        for (minute, status) in [(1000, 200), (1000, 429), (1001, 200), (1070, 200)] {
+            let mut record = crate::record::tests::record(status);
+            record.started_at = at(minute);
+            record.usage = Some(crate::anthropic::Usage {
+                input_tokens: 3,
+                output_tokens: 2,
+                ..Default::default()
+            });
+            stats.observe(&record);
+        }
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let seen = |now: u64| -> Vec<(u64, u64, u64, u64)> {
+            stats
+                .timeline(at(now))
+                .into_iter()
+                .map(|(start, m)| {
+                    let failed = m.failures.iter().map(load).sum();
+                    (start / 60, load(&m.requests), failed, load(&m.input_tokens))
+                })
+                .collect()
+        };
+        assert_eq!(seen(1001), [(1000, 2, 1, 6), (1001, 1, 0, 3)]);
+        assert_eq!(seen(1059), [(1000, 2, 1, 6), (1001, 1, 0, 3)]);
+        assert_eq!(seen(1060), [(1001, 1, 0, 3)], "an hour later, gone");
+        // Minute 1070 reuses the slot of minute 1010; the slot of 1001 is over an hour old.
+        assert_eq!(seen(1070), [(1070, 1, 0, 3)]);
     }
 
     #[test]

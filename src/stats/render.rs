@@ -17,12 +17,29 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Document {
     pub version: u32,
+    /// The version of ccr serving the document.
+    #[serde(default)]
+    pub ccr_version: String,
     pub uptime_secs: u64,
     /// Failure records dropped because the failure log's writer could not keep up.
     #[serde(default)]
     pub failures_dropped: u64,
     pub totals: Counts,
     pub rows: Vec<RowView>,
+    /// The minutes of the last hour that saw requests, oldest first.
+    #[serde(default)]
+    pub timeline: Vec<MinuteView>,
+}
+
+/// What finished in one minute, on the whole server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MinuteView {
+    /// The minute's start, Unix seconds.
+    pub at: u64,
+    pub requests: u64,
+    /// By class, as in [`Counts`].
+    pub failures: BTreeMap<String, u64>,
+    pub tokens: Tokens,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -151,11 +168,37 @@ pub fn document(stats: &Stats, by: Option<GroupBy>) -> Document {
         .collect();
     Document {
         version: SCHEMA_VERSION,
+        ccr_version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_secs: stats.uptime().as_secs(),
         failures_dropped: 0,
         totals,
         rows,
+        timeline: timeline(stats),
     }
+}
+
+fn timeline(stats: &Stats) -> Vec<MinuteView> {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    stats
+        .timeline(std::time::SystemTime::now())
+        .into_iter()
+        .map(|(at, minute)| MinuteView {
+            at,
+            requests: load(&minute.requests),
+            failures: FAILURE_CLASSES
+                .iter()
+                .zip(&minute.failures)
+                .map(|(class, n)| (class.to_string(), load(n)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            tokens: Tokens {
+                input: load(&minute.input_tokens),
+                output: load(&minute.output_tokens),
+                cache_read: load(&minute.cache_read_tokens),
+                cache_write: load(&minute.cache_write_tokens),
+            },
+        })
+        .collect()
 }
 
 /// Prometheus text exposition (version 0.0.4).

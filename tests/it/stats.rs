@@ -90,6 +90,15 @@ async fn a_scripted_mix_is_counted_exactly_in_both_views() {
 
     let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     assert_eq!(stats["version"], 1);
+    assert_eq!(stats["ccr_version"], env!("CARGO_PKG_VERSION"));
+    // The last hour by minute (one or two minutes here); the 429 came alone.
+    let timeline = stats["timeline"].as_array().unwrap();
+    assert!((1..=2).contains(&timeline.len()), "{timeline:?}");
+    let rate_limited: u64 = timeline
+        .iter()
+        .map(|m| m["failures"]["rate_limit"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(rate_limited, 1, "{timeline:?}");
     let totals = &stats["totals"];
     assert_eq!(totals["requests"], 14);
     assert_eq!(totals["successes"], 12);

@@ -291,9 +291,20 @@ impl CcrProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> CcrProcess {
+        let mut with_port = vec!["--port", "0"];
+        with_port.extend_from_slice(args);
+        CcrProcess::start(config, &with_port, env).await
+    }
+
+    /// `ccr serve` on the address its config names (no `--port 0`).
+    pub async fn serve_as_configured(config: &str) -> CcrProcess {
+        CcrProcess::start(Some(config), &[], &[]).await
+    }
+
+    async fn start(config: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> CcrProcess {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = ccr_command(home.path());
-        cmd.arg("serve").arg("--port").arg("0").args(args);
+        cmd.arg("serve").args(args);
         for (name, value) in env {
             cmd.env(name, value);
         }
@@ -392,13 +403,31 @@ impl CcrProcess {
 
 /// Runs `ccr <args>` to completion with the given environment; returns code, stdout, stderr.
 pub async fn run_ccr(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    run_ccr_with_input(args, env, None).await
+}
+
+/// Like [`run_ccr`], with `input` written to its stdin (then closed).
+pub async fn run_ccr_with_input(
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: Option<&[u8]>,
+) -> (Option<i32>, String, String) {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = ccr_command(home.path());
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = tokio::time::timeout(PATIENCE, cmd.output())
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("ccr starts");
+    if let Some(input) = input {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).await.unwrap();
+    }
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
         .await
         .expect("ccr finishes in time")
         .unwrap();
@@ -407,6 +436,15 @@ pub async fn run_ccr(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Strin
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A loopback port nothing listens on just now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Writes `yaml` to a file in a fresh temp dir and returns both.
@@ -432,4 +470,17 @@ pub async fn get_json(url: String) -> serde_json::Value {
         .json()
         .await
         .unwrap()
+}
+
+/// A small streaming request body in session `session`, its id inside `metadata.user_id`
+/// as Claude Code 2.x writes it (a JSON string).
+pub fn session_request(session: &str) -> String {
+    let user_id = serde_json::json!({"device_id": "d", "account_uuid": "", "session_id": session})
+        .to_string();
+    serde_json::json!({
+        "model": "m", "max_tokens": 5, "stream": true,
+        "metadata": {"user_id": user_id},
+        "messages": [{"role": "user", "content": "hi"}]
+    })
+    .to_string()
 }
