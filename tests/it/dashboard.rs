@@ -9,9 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, openai_stream, sse_stream};
-use crate::support::{
-    Ccr, CcrProcess, PATIENCE, client, config_yaml, run_ccr_with_input, session_request,
-};
+use crate::support::{Ccr, CcrProcess, PATIENCE, client, run_ccr_with_input, session_request};
 
 /// Flags for Chromium on a machine without a network or a display: nothing of it may wait
 /// on the outside world.
@@ -329,13 +327,7 @@ async fn with_a_client_key_the_page_asks_for_it_and_the_apis_stay_guarded() {
         byte_per_write: false,
     })
     .await;
-    let ccr = Ccr::start(&config_yaml(
-        &upstream.base_url(),
-        "up/*",
-        "    api_key: k\n",
-        "  api_key: secret-key\n",
-    ))
-    .await;
+    let ccr = Ccr::start_keyed(&upstream.base_url(), "up/*").await;
     let page = client().get(ccr.url("/ui")).send().await.unwrap();
     assert_eq!(page.status(), 200, "the page itself is open");
     let csp = page.headers()["content-security-policy"].to_str().unwrap();

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream};
 use crate::support::{
-    Ccr, CcrProcess, PATIENCE, client, config_yaml, free_port, messages_request, run_ccr,
-    run_ccr_with_input, session_request,
+    Ccr, CcrProcess, PATIENCE, client, free_port, messages_request, run_ccr, run_ccr_with_input,
+    session_request,
 };
 
 /// The variables `ccr code` and `ccr activate` set.
@@ -297,13 +297,7 @@ fn claude_status(session: &str) -> Vec<u8> {
 #[tokio::test]
 async fn statusline_shows_the_target_that_answered_the_session() {
     let upstream = MockUpstream::start(ok_upstream_reply()).await;
-    let ccr = Ccr::start(&config_yaml(
-        &upstream.base_url(),
-        "up/claude-mock",
-        "    api_key: k\n",
-        "  api_key: secret-key\n",
-    ))
-    .await;
+    let ccr = Ccr::start_keyed(&upstream.base_url(), "up/claude-mock").await;
     let session = "6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab";
     let dir = tempfile::tempdir().unwrap();
     let port = ccr.addr.port();

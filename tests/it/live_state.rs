@@ -215,13 +215,7 @@ async fn a_session_shows_its_target_counts_and_tokens() {
 #[tokio::test]
 async fn the_live_state_endpoints_are_guarded_by_the_client_key() {
     let upstream = MockUpstream::start(ok_stream(1, 1)).await;
-    let ccr = Ccr::start(&config_yaml(
-        &upstream.base_url(),
-        "up/*",
-        "    api_key: k\n",
-        "  api_key: secret-key\n",
-    ))
-    .await;
+    let ccr = Ccr::start_keyed(&upstream.base_url(), "up/*").await;
     messages_request(&ccr, session_request("s-1"))
         .header("x-api-key", "secret-key")
         .send()

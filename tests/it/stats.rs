@@ -193,13 +193,7 @@ async fn the_views_are_per_server_and_guarded_by_the_client_key() {
         byte_per_write: false,
     })
     .await;
-    let a = Ccr::start(&config_yaml(
-        &upstream.base_url(),
-        "up/*",
-        "    api_key: k\n",
-        "  api_key: secret-key\n",
-    ))
-    .await;
+    let a = Ccr::start_keyed(&upstream.base_url(), "up/*").await;
     let b = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
     messages_request(&b, small_request("m", true))
         .send()

@@ -123,6 +123,13 @@ impl Ccr {
         Ccr::start_with_clock(yaml, None).await
     }
 
+    /// Starts ccr with one upstream at `url` routed by `route`, guarded by the client key
+    /// `secret-key`.
+    pub async fn start_keyed(url: &str, route: &str) -> Ccr {
+        let yaml = config_yaml(url, route, "    api_key: k\n", "  api_key: secret-key\n");
+        Ccr::start(&yaml).await
+    }
+
     /// Starts ccr with a clock the test moves by hand.
     pub async fn start_with_clock(
         yaml: &str,
