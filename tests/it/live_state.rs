@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream};
 use crate::support::{
-    Ccr, client, config_yaml, get_json, messages_request, session_request, single_attempt,
-    small_request,
+    Ccr, client, config_yaml, get_json, messages_request, send_and_drain, session_request,
+    single_attempt, small_request,
 };
 use ccr::routing::ManualClock;
 
@@ -157,13 +157,7 @@ async fn a_session_shows_its_target_counts_and_tokens() {
     assert_eq!((status, kind.as_str()), (404, "not_found_error"));
 
     for _ in 0..2 {
-        messages_request(&ccr, session_request("s-1"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        send_and_drain(messages_request(&ccr, session_request("s-1"))).await;
     }
     upstream.then(rate_limited("1"));
     let refused = messages_request(&ccr, session_request("s-1"))
@@ -172,13 +166,7 @@ async fn a_session_shows_its_target_counts_and_tokens() {
         .unwrap();
     assert_eq!(refused.status(), 429);
     refused.text().await.unwrap();
-    messages_request(&ccr, session_request("s-2"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    send_and_drain(messages_request(&ccr, session_request("s-2"))).await;
     ccr.records.wait_for(4).await;
 
     let session = get_json(ccr.url("/api/sessions/s-1")).await;
