@@ -192,3 +192,8 @@ fn report(error: &anyhow::Error) {
         shown = text;
     }
 }
+
+/// Per-thread heaps: conversion allocates per chunk on every worker thread, where glibc's
+/// arenas contended (see the `mimalloc` note in Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod background;
 pub mod config;
 pub mod credentials;
+pub mod deadline;
 pub mod failure;
 pub mod failures;
 pub mod http_client;

@@ -339,7 +339,16 @@ async fn run(plan: Plan) {
         bodies: Bodies::new(),
     };
     let client = client::client();
-    let workloads = workloads();
+    // `CCR_BENCH_ONLY=<part of a label>|<another>` runs only the matching workloads and no
+    // memory run (for profiling and quick comparisons).
+    let only = std::env::var("CCR_BENCH_ONLY").ok();
+    let workloads: Vec<Workload> = workloads()
+        .into_iter()
+        .filter(|w| {
+            only.as_deref()
+                .is_none_or(|parts| parts.split('|').any(|part| w.label().contains(part)))
+        })
+        .collect();
 
     // Warm every path: connections, caches, the allocators' arenas.
     for workload in &workloads {
@@ -380,7 +389,11 @@ async fn run(plan: Plan) {
     }
     drop(setup);
 
-    let memory = memory_workload(&plan, &client).await;
+    let memory = if only.is_some() {
+        Vec::new()
+    } else {
+        memory_workload(&plan, &client).await
+    };
     report(&plan, &workloads, &results, &memory);
 }
 
@@ -557,8 +570,10 @@ fn report(
             mb(run.after.resident),
         );
     }
-    println!();
-    targets(workloads, &summaries, memory);
+    if !memory.is_empty() {
+        println!();
+        targets(workloads, &summaries, memory);
+    }
 }
 
 /// The table: ccr against the targets, as ratios to the bare proxy of this run.
@@ -572,7 +587,7 @@ fn targets(workloads: &[Workload], summaries: &[Vec<Summary>], memory: &[MemoryR
                     && w.stream == stream
                     && w.concurrency == concurrency
             })
-            .expect("workload");
+            .expect("every workload runs when the table is printed");
         &summaries[index]
     };
     let verdict = |met: bool| if met { "met" } else { "not met" };

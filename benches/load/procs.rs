@@ -36,6 +36,12 @@ impl Proxy {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", home.path())
             .env("CCR_LOG", "warn");
+        // Passed through for experiments with the runtime's and the allocator's shape.
+        for name in ["TOKIO_WORKER_THREADS", "GLIBC_TUNABLES"] {
+            if let Ok(value) = std::env::var(name) {
+                command.env(name, value);
+            }
+        }
         Proxy::start(command, Some(home))
     }
 

@@ -10,7 +10,6 @@ mod transport;
 
 pub(crate) use transport::{Answered, EventTiming, Transport};
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +22,7 @@ use http::{HeaderMap, StatusCode};
 use crate::anthropic::events::StreamEvent;
 use crate::anthropic::{ApiError, ErrorType, Failed, MessagesRequest, UsageScanner};
 use crate::config::ProviderConfig;
+use crate::deadline::Deadline;
 use crate::failure::{Class, Failure, Retry};
 
 /// A response body coming from an upstream, chunk by chunk.
@@ -380,7 +380,7 @@ pub(crate) fn converted_events(
         converter,
         ready: std::collections::VecDeque::new(),
         scratch: Vec::new(),
-        deadline: Box::pin(tokio::time::sleep_until(timing.first_deadline.into())),
+        deadline: Deadline::new(timing.first_deadline.into()),
         first_wait: timing
             .first_deadline
             .saturating_duration_since(std::time::Instant::now()),
@@ -396,7 +396,7 @@ struct ConvertedEvents<C> {
     ready: std::collections::VecDeque<StreamEvent>,
     scratch: Vec<StreamEvent>,
     /// When the next event must have come.
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: Deadline,
     first_wait: Duration,
     started: bool,
     timed_out: bool,
@@ -407,7 +407,7 @@ impl<C: WireConverter> ConvertedEvents<C> {
     fn event_arrived(&mut self) {
         self.started = true;
         let next = tokio::time::Instant::now() + self.timing.idle;
-        self.deadline.as_mut().reset(next);
+        self.deadline.set(next);
     }
 
     fn timeout(&mut self) -> ProviderError {
@@ -443,7 +443,7 @@ impl<C: WireConverter> Stream for ConvertedEvents<C> {
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
                 Poll::Ready(None) => this.converter.finish(&mut this.scratch),
                 Poll::Pending => {
-                    if this.deadline.as_mut().poll(cx).is_ready() {
+                    if this.deadline.poll_passed(cx).is_ready() {
                         return Poll::Ready(Some(Err(this.timeout())));
                     }
                     return Poll::Pending;

@@ -12,6 +12,7 @@ use http::{HeaderMap, StatusCode};
 use super::{BodyStream, BuildError, ProviderError};
 use crate::anthropic::{ApiError, ErrorType};
 use crate::config::UpstreamTimeouts;
+use crate::deadline::Deadline;
 use crate::failure::{Class, Failure};
 use crate::secret::Secret;
 
@@ -330,7 +331,7 @@ fn timed_body(
     Box::pin(TimedBody {
         end,
         inner,
-        timer: Box::pin(tokio::time::sleep_until(first_byte_deadline.into())),
+        timer: Deadline::new(first_byte_deadline.into()),
         first_byte_wait: first_byte_deadline.saturating_duration_since(std::time::Instant::now()),
         idle,
         started: false,
@@ -344,7 +345,7 @@ struct TimedBody {
     /// `timeouts.total`: when the whole response must be over, and that duration.
     end: Option<(Instant, Duration)>,
     inner: BodyStream,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    timer: Deadline,
     first_byte_wait: Duration,
     idle: Duration,
     started: bool,
@@ -369,14 +370,14 @@ impl Stream for TimedBody {
                 self.started = true;
                 let next = Instant::now() + self.idle;
                 let next = self.end.map_or(next, |(end, _)| end.min(next));
-                self.timer.as_mut().reset(next.into());
+                self.timer.set(next.into());
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(other) => {
                 self.done = true;
                 Poll::Ready(other)
             }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
+            Poll::Pending => match self.timer.poll_passed(cx) {
                 Poll::Ready(()) => {
                     self.done = true;
                     let (what, after) = match self.end {

@@ -16,12 +16,12 @@ use crate::anthropic::Usage;
 use crate::anthropic::events::{SseWriter, StreamEvent};
 use crate::anthropic::framing::WholeEvents;
 use crate::anthropic::{Failed, UsageScanner};
+use crate::deadline::Deadline;
 use crate::failure::{Class, Failure, Retry};
 use crate::providers::{BodyStream, EventStream, ProviderError};
 use crate::record::{Outcome, RequestRecord, Sinks};
 use crate::routing::Health;
 use std::time::Duration;
-use tokio::time::Sleep;
 
 /// The record of a request whose response is still being written, and who gets it.
 pub(crate) struct PendingRecord {
@@ -137,7 +137,7 @@ pub(crate) struct EventSource {
     writer: SseWriter,
     usage: Option<Usage>,
     credits: Option<f64>,
-    ping: Pin<Box<Sleep>>,
+    ping: Deadline,
     ping_every: Duration,
     /// How the stream ends once what was already written has gone out.
     ending: Option<Step>,
@@ -165,7 +165,7 @@ impl Source {
             writer,
             usage,
             credits,
-            ping: Box::pin(tokio::time::sleep(ping_every)),
+            ping: Deadline::new(tokio::time::Instant::now() + ping_every),
             ping_every,
             ending: None,
         })
@@ -400,8 +400,7 @@ impl EventSource {
                 Poll::Ready(Some(Ok(event))) => {
                     observe_usage(&event, usage, credits);
                     writer.write(&event);
-                    ping.as_mut()
-                        .reset(tokio::time::Instant::now() + ping_every);
+                    ping.set(tokio::time::Instant::now() + ping_every);
                     match event {
                         StreamEvent::Error(told) => Step::EndedWithError(told),
                         _ => continue,
@@ -410,10 +409,9 @@ impl EventSource {
                 Poll::Ready(Some(Err(error))) => Step::Failed(error.into_failed()),
                 Poll::Ready(None) => Step::End,
                 Poll::Pending => {
-                    if writer.is_empty() && ping.as_mut().poll(cx).is_ready() {
+                    if writer.is_empty() && ping.poll_passed(cx).is_ready() {
                         writer.write(&StreamEvent::Ping);
-                        ping.as_mut()
-                            .reset(tokio::time::Instant::now() + ping_every);
+                        ping.set(tokio::time::Instant::now() + ping_every);
                     }
                     return match writer.is_empty() {
                         true => Poll::Pending,
