@@ -1,6 +1,8 @@
 //! The failure log's cost on a failing workload: requests/s through ccr while every request
 //! fails (the upstream answers 500 to the 76 KB Claude Code body), with the log on and off,
-//! interleaved in one run. Run with `cargo bench --bench failures`.
+//! interleaved in one run. Run with `cargo bench --bench failures`. Both servers are the
+//! release `ccr serve` binary in processes of their own, as users run it, beside the load
+//! benchmark's mock upstream.
 //!
 //! The 76 KB body is sent two ways: the same body every time (a client retrying one
 //! request, which the log writes once a day file) and a different body every time (the
@@ -13,15 +15,24 @@ mod fixture;
 #[allow(dead_code)]
 mod mock_upstream;
 
-use std::collections::HashMap;
+#[path = "load/bare.rs"]
+#[allow(dead_code)]
+mod bare;
+
+#[path = "load/mock.rs"]
+#[allow(dead_code)]
+mod mock;
+
+#[path = "load/procs.rs"]
+#[allow(dead_code)]
+mod procs;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ccr::config::{Config, Source};
-use ccr::server::Server;
-use mock_upstream::{MockUpstream, Reply};
+use procs::Proxy;
 
 const CONCURRENCY: usize = 16;
 const PER_WORKER: usize = 300;
@@ -38,29 +49,18 @@ fn main() {
 async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = fixture_body();
-    let upstream = MockUpstream::start(Reply::Status {
-        status: 500,
-        headers: vec![],
-        body: r#"{"type":"error","error":{"type":"api_error","message":"down"}}"#.into(),
-    })
-    .await;
-    let data = tempfile::tempdir().unwrap();
+    let mock = mock::start(mock::Answers::new(0), None).await;
     let start = |enabled: bool| {
-        let yaml = format!(
-            "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  up: {{ type: anthropic, base_url: \"{}\" }}\nroutes:\n  default: [up/*]\nrouter: {{ max_attempts: 1 }}\nfailures: {{ enabled: {enabled} }}\n",
-            upstream.base_url()
-        );
-        let mut config = Config::parse(&yaml, &Source::Embedded, Some(HashMap::new())).unwrap();
-        config.data_dir = Some(data.path().join(if enabled { "on" } else { "off" }));
-        async move {
-            let server = Server::bind(&config, Default::default()).await.unwrap();
-            let addr = server.local_addr();
-            tokio::spawn(server.run(std::future::pending()));
-            format!("http://{addr}/v1/messages")
-        }
+        let proxy = Proxy::ccr(|_| {
+            format!(
+                "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  up: {{ type: anthropic, base_url: \"http://{mock}/status/500\" }}\nroutes:\n  default: [up/*]\nrouter: {{ max_attempts: 1 }}\nfailures: {{ enabled: {enabled} }}\n"
+            )
+        });
+        let url = format!("http://{}/v1/messages", proxy.addr);
+        (proxy, url)
     };
-    let on = start(true).await;
-    let off = start(false).await;
+    let (_on_server, on) = start(true);
+    let (_off_server, off) = start(false);
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)

@@ -5,6 +5,7 @@
 //! request does not ask to stream), `POST …/generateAssistantResponse` answers CodeWhisperer
 //! event-stream frames, and `POST …/messages` answers Anthropic SSE (or JSON). With `pacing`
 //! every chunk is its own write, `pacing` apart; without it the whole answer is one write.
+//! Under `/status/CODE/…` every request is answered `CODE` with an Anthropic error body.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -209,6 +210,12 @@ async fn answer(
         return status(400);
     };
     let body = body.to_bytes();
+    if let Some(code) = path
+        .strip_prefix("/status/")
+        .and_then(|rest| rest.split('/').next())
+    {
+        return failing(code.parse().unwrap_or(500));
+    }
     // A search, not a parse, so the mock costs the same on every path; the benchmark's
     // bodies hold the flag once, compact, at the top level.
     let streaming = memchr::memmem::find(&body, b"\"stream\":true").is_some();
@@ -253,6 +260,15 @@ fn json_response(body: Bytes) -> Response<MockBody> {
     Response::builder()
         .header("content-type", "application/json")
         .body(Full::new(body).boxed())
+        .expect("mock response")
+}
+
+fn failing(code: u16) -> Response<MockBody> {
+    let body = r#"{"type":"error","error":{"type":"api_error","message":"down"}}"#;
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())).boxed())
         .expect("mock response")
 }
 

@@ -432,7 +432,12 @@ impl<C: WireConverter> Stream for ConvertedEvents<C> {
         let this = Pin::into_inner(self);
         loop {
             if let Some(event) = this.ready.pop_front() {
-                this.event_arrived();
+                // The clock starts when the last event of a batch has been taken: the deadline
+                // is only watched once none are left, and reading the clock per event cost
+                // more than the rest of the hand-over.
+                if this.ready.is_empty() {
+                    this.event_arrived();
+                }
                 return Poll::Ready(Some(Ok(event)));
             }
             if this.converter.is_done() || this.timed_out {

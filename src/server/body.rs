@@ -400,7 +400,6 @@ impl EventSource {
                 Poll::Ready(Some(Ok(event))) => {
                     observe_usage(&event, usage, credits);
                     writer.write(&event);
-                    ping.set(tokio::time::Instant::now() + ping_every);
                     match event {
                         StreamEvent::Error(told) => Step::EndedWithError(told),
                         _ => continue,
@@ -411,12 +410,13 @@ impl EventSource {
                 Poll::Pending => {
                     if writer.is_empty() && ping.poll_passed(cx).is_ready() {
                         writer.write(&StreamEvent::Ping);
-                        ping.set(tokio::time::Instant::now() + ping_every);
                     }
-                    return match writer.is_empty() {
-                        true => Poll::Pending,
-                        false => Poll::Ready(Step::Data(writer.take())),
-                    };
+                    if writer.is_empty() {
+                        return Poll::Pending;
+                    }
+                    // Silence is counted from what last went out, one clock read a batch.
+                    ping.set(tokio::time::Instant::now() + ping_every);
+                    return Poll::Ready(Step::Data(writer.take()));
                 }
             };
             // The stream is over: send what is written first, then end.
