@@ -37,7 +37,13 @@ impl Proxy {
             .env("HOME", home.path())
             .env("CCR_LOG", "warn");
         // Passed through for experiments with the runtime's and the allocator's shape.
-        for name in ["TOKIO_WORKER_THREADS", "GLIBC_TUNABLES"] {
+        for name in [
+            "TOKIO_WORKER_THREADS",
+            "GLIBC_TUNABLES",
+            "MIMALLOC_PURGE_DELAY",
+            "MIMALLOC_ALLOW_LARGE_OS_PAGES",
+            "MIMALLOC_ARENA_EAGER_COMMIT",
+        ] {
             if let Ok(value) = std::env::var(name) {
                 command.env(name, value);
             }

@@ -15,7 +15,6 @@ use http::StatusCode;
 use http::header::{HeaderMap, HeaderValue};
 
 use super::{Answered, BuildError, Call, Provider, ProviderError, Reply, ReplyBody, Transport};
-use crate::anthropic::types::MessagesBody;
 use crate::anthropic::{ApiError, ErrorType};
 use crate::config::CodeWhispererConfig;
 use crate::credentials::TokenSource;
@@ -103,7 +102,7 @@ impl CodeWhispererProvider {
         let body = call
             .request
             .typed()
-            .map_err(|e| super::malformed(&self.label(), e))?;
+            .map_err(|e| super::malformed(&self.label(), &e))?;
         let token = self.tokens.token(&self.account).await.map_err(|e| {
             self.refused(
                 ErrorType::Authentication,
@@ -112,7 +111,22 @@ impl CodeWhispererProvider {
                 Failure::upstream(Class::Auth),
             )
         })?;
-        match self.send_with(call, body, &token).await {
+        let conversation_id = uuid_v4();
+        let options = request::Options {
+            model_id: self.model_id(call.model),
+            profile_arn: token.profile_arn_for_requests(),
+            conversation_id: &conversation_id,
+            max_description_chars: MAX_DESCRIPTION_CHARS,
+        };
+        let upstream_body = request::to_codewhisperer(&body, &options)
+            .map_err(|e| ProviderError::conversion(&self.label(), e.to_string()))?;
+        // The typed copy is not kept while the upstream answers (it was a third copy of a
+        // large body per stream).
+        drop(body);
+        match self
+            .send_with(call, upstream_body, &conversation_id, &token)
+            .await
+        {
             Err(mut error) if matches!(error.status().map(|s| s.as_u16()), Some(401 | 403)) => {
                 if self.tokens.rejected(&self.account, &token).await.is_ok() {
                     error.failure.retry = Retry::SameTargetNow;
@@ -127,18 +141,10 @@ impl CodeWhispererProvider {
     async fn send_with(
         &self,
         call: Call<'_>,
-        body: &MessagesBody,
+        upstream_body: Vec<u8>,
+        conversation_id: &str,
         token: &crate::credentials::Token,
     ) -> Result<Reply, ProviderError> {
-        let conversation_id = uuid_v4();
-        let options = request::Options {
-            model_id: self.model_id(call.model),
-            profile_arn: token.profile_arn_for_requests(),
-            conversation_id: &conversation_id,
-            max_description_chars: MAX_DESCRIPTION_CHARS,
-        };
-        let upstream_body = request::to_codewhisperer(body, &options)
-            .map_err(|e| ProviderError::conversion(&self.label(), e.to_string()))?;
         let mut authorization =
             HeaderValue::try_from(format!("Bearer {}", token.access_token.expose())).map_err(
                 |_| {
@@ -157,7 +163,7 @@ impl CodeWhispererProvider {
             .header(http::header::AUTHORIZATION, authorization)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/vnd.amazon.eventstream")
-            .header("amz-sdk-invocation-id", conversation_id.as_str())
+            .header("amz-sdk-invocation-id", conversation_id)
             .body(upstream_body);
         let label = self.label();
         match self

@@ -62,14 +62,17 @@ impl GeminiProvider {
 
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
         let conversion = |e: ConvertError| ProviderError::conversion(&self.name, e.to_string());
-        let body = call
-            .request
-            .typed()
-            .map_err(|e| super::malformed(&self.name, e))?;
         let streaming = call.request.stream();
+        // The typed body lives only for the conversion, not while the upstream answers.
+        let upstream_body = {
+            let body = call
+                .request
+                .typed()
+                .map_err(|e| super::malformed(&self.name, &e))?;
+            request::to_gemini(&body, call.model, &self.config.model(call.model))
+                .map_err(conversion)?
+        };
         let url = endpoint(&self.base_url, call.model, streaming).map_err(conversion)?;
-        let upstream_body = request::to_gemini(body, call.model, &self.config.model(call.model))
-            .map_err(conversion)?;
         let request = self
             .transport
             .post_to(&url)

@@ -69,12 +69,15 @@ impl OpenAiProvider {
     }
 
     async fn send_call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
-        let body = call
-            .request
-            .typed()
-            .map_err(|e| super::malformed(&self.name, e))?;
-        let upstream_body = request::to_openai(body, call.model, &self.config.model(call.model))
-            .map_err(|e| ProviderError::conversion(&self.name, e.to_string()))?;
+        // The typed body lives only for the conversion, not while the upstream answers.
+        let upstream_body = {
+            let body = call
+                .request
+                .typed()
+                .map_err(|e| super::malformed(&self.name, &e))?;
+            request::to_openai(&body, call.model, &self.config.model(call.model))
+                .map_err(|e| ProviderError::conversion(&self.name, e.to_string()))?
+        };
         let request = self
             .transport
             .post()
