@@ -331,7 +331,12 @@ impl DataLines for Chunks {
             self.finish_reason.get_or_insert(StopReason::EndTurn);
             return self.complete(out);
         }
-        match serde_json::from_slice::<Chunk>(data) {
+        // One UTF-8 check of the line, then a parse that trusts it: from bytes, serde
+        // checked every string (keys included) on its own.
+        let parsed = std::str::from_utf8(data)
+            .map_err(|_| "it is not UTF-8".to_string())
+            .and_then(|line| serde_json::from_str::<Chunk>(line).map_err(|e| e.to_string()));
+        match parsed {
             Ok(chunk) => self.chunk(chunk, out),
             Err(error) => {
                 let message = format!(
