@@ -17,6 +17,12 @@ use super::activity::Activity;
 use super::service;
 use super::state::State;
 
+/// The most a connection's read buffer grows to. hyper's default (~400 KB) is reached after
+/// a few large request bodies and then held for as long as the connection stays open: 1 000
+/// idle keep-alive connections of a Claude Code–sized burst kept ~400 MB. Bodies still stream
+/// through it in pieces; a request head must fit (header floods are refused long before).
+const READ_BUFFER: usize = 32 * 1024;
+
 pub(crate) async fn serve(stream: TcpStream, state: Arc<State>, stop: CancellationToken) {
     let activity = Activity::new();
     let idle_limit = state.idle_timeout;
@@ -27,7 +33,8 @@ pub(crate) async fn serve(stream: TcpStream, state: Arc<State>, stop: Cancellati
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(None)
-        .max_headers(MAX_HEADERS_READ);
+        .max_headers(MAX_HEADERS_READ)
+        .max_buf_size(READ_BUFFER);
     let service = {
         let activity = activity.clone();
         service_fn(move |request| service::handle(state.clone(), activity.begin(), request))

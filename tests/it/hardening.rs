@@ -350,6 +350,30 @@ async fn five_hundred_headers_get_an_anthropic_shaped_431() {
     ccr.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_head_larger_than_the_read_buffer_gets_431_and_large_bodies_still_pass() {
+    let upstream = MockUpstream::start(ok_stream()).await;
+    let ccr = Ccr::start(&config_yaml(&upstream.base_url(), "up/*", "", "")).await;
+    // A connection's read buffer is capped at 32 KB (allocation rounding lets a head a
+    // little over it through; 100 KB cannot), so it cannot grow to hyper's ~400 KB and stay.
+    let request = messages_request(&ccr, small_request("m", false))
+        .header("x-filler", "a".repeat(100 * 1024));
+    assert_eq!(request.send().await.unwrap().status(), 431);
+    // A body ten times that size streams through the same buffer.
+    let mut big: serde_json::Value = serde_json::from_str(&small_request("m", false)).unwrap();
+    big["system"] = serde_json::Value::String("long system prompt ".repeat(20_000));
+    let response = messages_request(&ccr, big.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let received = upstream.received();
+    let forwarded: serde_json::Value =
+        serde_json::from_slice(&received.last().unwrap().body).unwrap();
+    assert_eq!(forwarded["system"].as_str().unwrap().len(), 19 * 20_000);
+    ccr.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_served_with_2000_idle_connections_open_and_the_cap_holds() {
     raise_open_file_limit();
