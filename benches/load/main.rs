@@ -678,7 +678,7 @@ fn targets(workloads: &[Workload], summaries: &[Vec<Summary>], memory: &[MemoryR
             verdict(mb(ccr.during.peak) <= 150.0)
         );
         println!(
-            "| RSS 30 s after those streams end, the client's 1 000 connections idle | {:.0} MB | {:.0} MB | ≤ 60 MB | {} |",
+            "| RSS 30 s after those streams end, the client's {streams} connections idle | {:.0} MB | {:.0} MB | ≤ 60 MB | {} |",
             mb(bare.after.resident),
             mb(ccr.after.resident),
             verdict(mb(ccr.after.resident) <= 60.0)
