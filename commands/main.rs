@@ -193,7 +193,9 @@ fn report(error: &anyhow::Error) {
     }
 }
 
-/// Per-thread heaps: conversion allocates per chunk on every worker thread, where glibc's
-/// arenas contended (see the `mimalloc` note in Cargo.toml).
+/// Per-thread caches and a background thread that returns freed memory: conversion
+/// allocates per chunk on every worker thread, where glibc's arenas contended, and a burst
+/// of streams should not stay resident (see the allocator note in Cargo.toml).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
