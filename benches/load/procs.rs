@@ -37,13 +37,8 @@ impl Proxy {
             .env("HOME", home.path())
             .env("CCR_LOG", "warn");
         // Passed through for experiments with the runtime's and the allocator's shape.
-        for name in [
-            "TOKIO_WORKER_THREADS",
-            "GLIBC_TUNABLES",
-            "MIMALLOC_PURGE_DELAY",
-            "MIMALLOC_ALLOW_LARGE_OS_PAGES",
-            "MIMALLOC_ARENA_EAGER_COMMIT",
-        ] {
+        // (jemalloc reads `MALLOC_CONF`.)
+        for name in ["TOKIO_WORKER_THREADS", "MALLOC_CONF"] {
             if let Ok(value) = std::env::var(name) {
                 command.env(name, value);
             }

@@ -337,14 +337,7 @@ async fn with_a_client_key_the_page_asks_for_it_and_the_apis_stay_guarded() {
         let response = client().get(ccr.url(asset)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{asset}");
     }
-    let script = client()
-        .get(ccr.url("/ui/app.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = crate::support::get_text(ccr.url("/ui/app.js")).await;
     assert!(script.contains(r#"KEY_HEADER = "x-api-key""#));
 
     let dom = rendered(&ccr.url("/ui"), "needs the client key").await;

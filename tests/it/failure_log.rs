@@ -272,14 +272,7 @@ async fn a_full_queue_drops_records_and_counts_them_without_failing_requests() {
     ccr.records.wait_for(sent).await;
     let stats: Value = crate::support::get_json(ccr.url("/api/stats")).await;
     let dropped = stats["failures_dropped"].as_u64().unwrap();
-    let metrics = client()
-        .get(ccr.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::support::get_text(ccr.url("/metrics")).await;
     assert!(
         metrics.contains(&format!("ccr_failures_dropped_total {dropped}")),
         "{metrics}"

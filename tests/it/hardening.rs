@@ -149,14 +149,7 @@ async fn distinct_model_names_keep_metrics_bounded() {
         }
     };
     let metrics_size = || async {
-        let text = client()
-            .get(ccr.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = crate::support::get_text(ccr.url("/metrics")).await;
         text.len()
     };
     send_distinct(0..200).await;

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::support::mock_upstream::{MockUpstream, Reply, sse_stream};
 use crate::support::{
     Ccr, CcrProcess, PATIENCE, client, free_port, messages_request, run_ccr, run_ccr_with_input,
-    session_request,
+    send_and_drain, session_request,
 };
 
 /// The variables `ccr code` and `ccr activate` set.
@@ -320,14 +320,9 @@ async fn statusline_shows_the_target_that_answered_the_session() {
     );
 
     for _ in 0..2 {
-        messages_request(&ccr, session_request(session))
-            .header("x-api-key", "secret-key")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let request =
+            messages_request(&ccr, session_request(session)).header("x-api-key", "secret-key");
+        assert_eq!(send_and_drain(request).await, 200);
     }
     ccr.records.wait_for(2).await;
     let (code, stdout, _) = run_ccr_with_input(&args, &[], Some(&input)).await;

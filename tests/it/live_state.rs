@@ -204,14 +204,8 @@ async fn a_session_shows_its_target_counts_and_tokens() {
 async fn the_live_state_endpoints_are_guarded_by_the_client_key() {
     let upstream = MockUpstream::start(ok_stream(1, 1)).await;
     let ccr = Ccr::start_keyed(&upstream.base_url(), "up/*").await;
-    messages_request(&ccr, session_request("s-1"))
-        .header("x-api-key", "secret-key")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let request = messages_request(&ccr, session_request("s-1")).header("x-api-key", "secret-key");
+    assert_eq!(send_and_drain(request).await, 200);
     ccr.records.wait_for(1).await;
     for path in ["/api/targets", "/api/sessions/s-1"] {
         let refused = client().get(ccr.url(path)).send().await.unwrap();

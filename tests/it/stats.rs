@@ -126,14 +126,7 @@ async fn a_scripted_mix_is_counted_exactly_in_both_views() {
     assert!(row["ttft_ms"]["p99"].as_f64().is_some());
     assert!(row["requests_per_minute"].as_f64().unwrap() > 0.0);
 
-    let metrics = client()
-        .get(ccr.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::support::get_text(ccr.url("/metrics")).await;
     let scrape = scrape(&metrics);
     assert_eq!(sum(&scrape, "ccr_requests_total", &[]), 14.0);
     assert_eq!(

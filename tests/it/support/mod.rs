@@ -468,6 +468,17 @@ pub fn class_of(attempt: &ccr::record::Attempt) -> &'static str {
 }
 
 /// GETs `url` and reads its JSON answer (the admin endpoints).
+pub async fn get_text(url: String) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn get_json(url: String) -> serde_json::Value {
     client()
         .get(url)
