@@ -1,12 +1,18 @@
 //! The failure log's cost on a failing workload: requests/s through ccr while every request
-//! fails (the upstream answers 500 to the 76 KB Claude Code body), with the log on and off,
-//! interleaved in one run. Run with `cargo bench --bench failures`. Both servers are the
-//! release `ccr serve` binary in processes of their own, as users run it, beside the load
-//! benchmark's mock upstream.
+//! fails (the upstream answers 500), with the log on and off, in one run. Run with
+//! `cargo bench --bench failures`. The servers are the release `ccr serve` binary in
+//! processes of their own, as users run it, beside the load benchmark's mock upstream.
 //!
-//! The 76 KB body is sent two ways: the same body every time (a client retrying one
-//! request, which the log writes once a day file) and a different body every time (the
-//! log writes each in full).
+//! Three servers — log off, log off again, log on — take turns in short slices, in a new
+//! order each round; each round gives on/off and off-again/off ratios, and the table shows
+//! their medians and quartiles. The off-again column is the noise floor: two identical
+//! servers measured the same way. Each server's CPU time a request comes from /proc.
+//!
+//! Bodies: a tiny one, and the 76 KB Claude Code body sent two ways — the same body every
+//! time (a client retrying one request, which the log writes once a day file) and a
+//! different body every time (the log writes each in full). `CCR_BENCH_ONLY=tiny|retried`
+//! runs only the rows whose names hold one of the parts; `CCR_BENCH_QUEUE=N` sets the log's
+//! queue.
 
 #[path = "support/fixture.rs"]
 mod fixture;
@@ -29,14 +35,12 @@ mod procs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use procs::Proxy;
 
 const CONCURRENCY: usize = 16;
-const PER_WORKER: usize = 300;
-const ROUNDS: usize = 5;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -50,17 +54,12 @@ async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = fixture_body();
     let mock = mock::start(mock::Answers::new(0), None).await;
-    let start = |enabled: bool| {
-        let proxy = Proxy::ccr(|_| {
-            format!(
-                "server: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  up: {{ type: anthropic, base_url: \"http://{mock}/status/500\" }}\nroutes:\n  default: [up/*]\nrouter: {{ max_attempts: 1 }}\nfailures: {{ enabled: {enabled} }}\n"
-            )
-        });
-        let url = format!("http://{}/v1/messages", proxy.addr);
-        (proxy, url)
-    };
-    let (_on_server, on) = start(true);
-    let (_off_server, off) = start(false);
+    MOCK.set(mock).expect("one mock");
+    let servers = [
+        Server::start("log off", false),
+        Server::start("log off, again", false),
+        Server::start("log on", true),
+    ];
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -71,33 +70,131 @@ async fn run() {
     ));
     let retried = Bodies::Same(body.clone());
     let distinct = Bodies::distinct(&body);
-    for url in [&on, &off] {
-        rate(&client, url, &retried, 50).await;
+    for server in &servers {
+        server.measure(&client, &retried, SLICE / 2).await;
     }
     println!(
-        "failing requests/s at {CONCURRENCY} concurrent, upstream 500, log off and on interleaved"
+        "failing requests/s at {CONCURRENCY} concurrent, upstream 500: {PAIRS} rounds of {} ms \
+         slices, the three servers in a new order each round; medians, [quartiles]",
+        SLICE.as_millis()
     );
     println!();
-    println!("| body | round | log off | log on | on / off |");
+    println!(
+        "| body | log off (req/s) | log on / off | off again / off (noise) | CPU µs a request, off → on |"
+    );
     println!("|---|---|---|---|---|");
+    // `CCR_BENCH_ONLY=<part of a row's name>|<another>` runs only the matching rows.
+    let only = std::env::var("CCR_BENCH_ONLY").ok();
     for (name, body) in [
         ("tiny", &tiny),
         ("76 KB, one body retried", &retried),
         ("76 KB, every body different", &distinct),
     ] {
-        for round in 1..=ROUNDS {
-            // Alternate which goes first, so neither always runs on a warmer machine.
-            let (off_rate, on_rate) = if round % 2 == 1 {
-                let off_rate = rate(&client, &off, body, PER_WORKER).await;
-                (off_rate, rate(&client, &on, body, PER_WORKER).await)
-            } else {
-                let on_rate = rate(&client, &on, body, PER_WORKER).await;
-                (rate(&client, &off, body, PER_WORKER).await, on_rate)
-            };
-            println!(
-                "| {name} | {round} | {off_rate:.0} | {on_rate:.0} | {:.2}x |",
-                on_rate / off_rate
-            );
+        if only
+            .as_deref()
+            .is_some_and(|parts| !parts.split('|').any(|part| name.contains(part)))
+        {
+            continue;
+        }
+        let mut rounds = Vec::new();
+        for round in 0..PAIRS {
+            // Each server goes first, second and third equally often, so none always runs
+            // right after another's writes.
+            let mut order = [0, 1, 2];
+            order.rotate_left(round % 3);
+            if round % 6 >= 3 {
+                order.reverse();
+            }
+            let mut measured = [Measured::default(); 3];
+            for i in order {
+                measured[i] = servers[i].measure(&client, body, SLICE).await;
+            }
+            rounds.push(measured);
+        }
+        let median_of = |f: &dyn Fn(&[Measured; 3]) -> f64| Spread::of(rounds.iter().map(f));
+        let off_rate = median_of(&|m| m[0].rate);
+        let on_ratio = median_of(&|m| m[2].rate / m[0].rate);
+        let noise = median_of(&|m| m[1].rate / m[0].rate);
+        let off_cpu = median_of(&|m| m[0].cpu_us);
+        let on_cpu = median_of(&|m| m[2].cpu_us);
+        println!(
+            "| {name} | {:.0} | **{:.3}x** [{:.3}–{:.3}] | {:.3}x [{:.3}–{:.3}] | {:.1} → {:.1} |",
+            off_rate.median,
+            on_ratio.median,
+            on_ratio.low,
+            on_ratio.high,
+            noise.median,
+            noise.low,
+            noise.high,
+            off_cpu.median,
+            on_cpu.median,
+        );
+    }
+}
+
+const PAIRS: usize = 18;
+const SLICE: Duration = Duration::from_millis(400);
+
+/// A `ccr serve` process with the log on or off.
+struct Server {
+    proxy: Proxy,
+    url: String,
+}
+
+impl Server {
+    fn start(name: &str, log: bool) -> Server {
+        let queue = std::env::var("CCR_BENCH_QUEUE").unwrap_or_else(|_| "4096".into());
+        let mock = MOCK.get().expect("the mock runs");
+        let proxy = Proxy::ccr(|_| {
+            format!(
+                "# {name}\nserver: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  up: {{ type: anthropic, base_url: \"http://{mock}/status/500\" }}\nroutes:\n  default: [up/*]\nrouter: {{ max_attempts: 1 }}\nfailures: {{ enabled: {log}, queue: {queue} }}\n"
+            )
+        });
+        let url = format!("http://{}/v1/messages", proxy.addr);
+        Server { proxy, url }
+    }
+
+    /// Requests/s through this server for `slice`, and its CPU time a request.
+    async fn measure(
+        &self,
+        client: &reqwest::Client,
+        bodies: &Bodies,
+        slice: Duration,
+    ) -> Measured {
+        let cpu = self.proxy.cpu_time();
+        let (requests, elapsed) = rate(client, &self.url, bodies, slice).await;
+        let cpu = (self.proxy.cpu_time() - cpu).as_secs_f64();
+        Measured {
+            rate: requests as f64 / elapsed.as_secs_f64(),
+            cpu_us: cpu * 1e6 / requests as f64,
+        }
+    }
+}
+
+static MOCK: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+
+#[derive(Clone, Copy, Default)]
+struct Measured {
+    rate: f64,
+    cpu_us: f64,
+}
+
+/// The median and the quartiles of some measurements.
+struct Spread {
+    low: f64,
+    median: f64,
+    high: f64,
+}
+
+impl Spread {
+    fn of(values: impl Iterator<Item = f64>) -> Spread {
+        let mut values: Vec<f64> = values.collect();
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Spread {
+            low: at(0.25),
+            median: at(0.5),
+            high: at(0.75),
         }
     }
 }
@@ -135,13 +232,21 @@ impl Bodies {
     }
 }
 
-async fn rate(client: &reqwest::Client, url: &str, bodies: &Bodies, per_worker: usize) -> f64 {
+/// Closed-loop clients for `slice`: how many requests they finished, and in how long.
+async fn rate(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: &Bodies,
+    slice: Duration,
+) -> (usize, Duration) {
     let started = Instant::now();
+    let until = started + slice;
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let (client, url, bodies) = (client.clone(), url.to_string(), bodies.clone());
             tokio::spawn(async move {
-                for _ in 0..per_worker {
+                let mut done = 0;
+                while Instant::now() < until {
                     let response = client
                         .post(&url)
                         .header("content-type", "application/json")
@@ -152,14 +257,17 @@ async fn rate(client: &reqwest::Client, url: &str, bodies: &Bodies, per_worker: 
                         .unwrap();
                     assert_eq!(response.status(), 500);
                     response.bytes().await.unwrap();
+                    done += 1;
                 }
+                done
             })
         })
         .collect();
+    let mut done = 0;
     for worker in workers {
-        worker.await.unwrap();
+        done += worker.await.unwrap();
     }
-    (CONCURRENCY * per_worker) as f64 / started.elapsed().as_secs_f64()
+    (done, started.elapsed())
 }
 
 fn fixture_body() -> Bytes {

@@ -86,9 +86,10 @@ pub struct RequestRecord {
 }
 
 /// Whoever wants to know about finished requests. Called on the task that finished the
-/// response, so an implementation must not block: hand heavy work to a background task.
+/// response, so an implementation must not block: hand heavy work to a background task
+/// (the record is shared, so handing it over is a reference count, not a copy).
 pub trait RecordSink: Send + Sync {
-    fn record(&self, record: &RequestRecord);
+    fn record(&self, record: &Arc<RequestRecord>);
 }
 
 /// Sinks are shared by every request.
@@ -98,7 +99,7 @@ pub type Sinks = Arc<[Arc<dyn RecordSink>]>;
 pub struct AccessLog;
 
 impl RecordSink for AccessLog {
-    fn record(&self, r: &RequestRecord) {
+    fn record(&self, r: &Arc<RequestRecord>) {
         let target = r.attempts.last().map(|a| a.target.as_str()).unwrap_or("-");
         let usage = r.usage.unwrap_or_default();
         tracing::info!(

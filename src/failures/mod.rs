@@ -24,6 +24,11 @@ const BATCH_EVERY: Duration = Duration::from_secs(1);
 /// How many bytes of bodies already written the writer remembers, to write a repeated body
 /// once a day file; past this it forgets them all and starts again.
 const REMEMBERED_BODY_BYTES: usize = 32 << 20;
+/// Bodies shorter than this are always written out: cheaper than hashing, comparing and
+/// remembering them.
+const SHORTEST_REFERRED_BODY: usize = 1024;
+/// The batch buffer's capacity kept between batches.
+const KEPT_LINE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FailureLogError {
@@ -35,9 +40,12 @@ pub enum FailureLogError {
     },
 }
 
-/// The request side: turns finished requests into records and queues them.
+/// A finished request the log keeps, and its number in this server's run.
+type Queued = (Arc<RequestRecord>, u64);
+
+/// The request side: queues the finished requests the log keeps.
 pub struct FailureLog {
-    queue: mpsc::Sender<(FailureRecord, bytes::Bytes)>,
+    queue: mpsc::Sender<Queued>,
     /// Wakes the writer when a batch is full; otherwise it wakes once a second, so a
     /// failure storm costs no thread wake-up a record.
     batch_full: Arc<tokio::sync::Notify>,
@@ -45,8 +53,6 @@ pub struct FailureLog {
     dropped: AtomicU64,
     /// Records queued, for record ids unique within this server.
     next: AtomicU64,
-    /// Ids start with this server's start time, so they are unique across restarts too.
-    prefix: String,
 }
 
 impl FailureLog {
@@ -62,14 +68,16 @@ impl FailureLog {
             batch_full: batch_full.clone(),
             dropped: AtomicU64::new(0),
             next: AtomicU64::new(0),
-            prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
         });
         let writer = Writer {
             dir,
             keep_days,
             incoming,
             batch_full,
-            written: Some(WrittenBodies::default()),
+            files: Some(Files {
+                id_prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
+                ..Files::default()
+            }),
         };
         (log, writer)
     }
@@ -78,20 +86,16 @@ impl FailureLog {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
-
-    fn next_id(&self) -> String {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:06}", self.prefix)
-    }
 }
 
 impl RecordSink for FailureLog {
-    fn record(&self, record: &RequestRecord) {
-        let Some(failure) = FailureRecord::of(record, self.next_id()) else {
+    /// Queues the shared record as it is: the writer builds the line, off the request path.
+    fn record(&self, record: &Arc<RequestRecord>) {
+        if !FailureRecord::keeps(record) {
             return;
-        };
-        // The body is shared, not copied; the writer turns it into the record's JSON.
-        if self.queue.try_send(failure).is_err() {
+        }
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        if self.queue.try_send((record.clone(), number)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         let queued = self.queue.max_capacity() - self.queue.capacity();
@@ -105,21 +109,28 @@ impl RecordSink for FailureLog {
 pub struct Writer {
     dir: PathBuf,
     keep_days: u32,
-    incoming: mpsc::Receiver<(FailureRecord, bytes::Bytes)>,
+    incoming: mpsc::Receiver<Queued>,
     batch_full: Arc<tokio::sync::Notify>,
     /// Lent to each blocking append and given back.
-    written: Option<WrittenBodies>,
+    files: Option<Files>,
 }
 
 impl Writer {
     /// Writes batches until `stop`, then everything still queued, and syncs the files.
     pub async fn run(mut self, stop: CancellationToken) {
-        let mut batch: Vec<(FailureRecord, bytes::Bytes)> = Vec::new();
+        let mut batch: Vec<Queued> = Vec::new();
         let mut tick = tokio::time::interval(BATCH_EVERY);
         let mut last_prune: Option<String> = None;
         loop {
             let stopping = tokio::select! {
-                _ = self.batch_full.notified() => false,
+                _ = self.batch_full.notified() => {
+                    // A wake-up left over from the last batch's requests: wait for a full
+                    // batch, so a failure storm costs one write per hundred records.
+                    if self.incoming.len() < BATCH_RECORDS {
+                        continue;
+                    }
+                    false
+                }
                 _ = tick.tick() => false,
                 _ = stop.cancelled() => true,
             };
@@ -143,21 +154,22 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, batch: Vec<(FailureRecord, bytes::Bytes)>, sync: bool) {
+    async fn write(&mut self, batch: Vec<Queued>, sync: bool) {
         let dir = self.dir.clone();
-        let mut bodies = self.written.take().unwrap_or_default();
+        let mut files = self.files.take().unwrap_or_default();
         let appended = tokio::task::spawn_blocking(move || {
-            let appended = append(&dir, batch, &mut bodies, sync);
+            let appended = append(&dir, batch, &mut files, sync);
             if appended.is_err() {
                 // Some remembered bodies may not have reached the file.
-                bodies.forget();
+                files.bodies.forget();
+                files.open = None;
             }
-            (appended, bodies)
+            (appended, files)
         })
         .await;
         match appended {
-            Ok((appended, bodies)) => {
-                self.written = Some(bodies);
+            Ok((appended, files)) => {
+                self.files = Some(files);
                 if let Err(error) = appended {
                     tracing::error!(%error, "failure records lost");
                 }
@@ -166,9 +178,70 @@ impl Writer {
         }
     }
 
-    async fn prune(&self, today: &str) {
+    async fn prune(&mut self, today: &str) {
         let (dir, keep, today) = (self.dir.clone(), self.keep_days, today.to_string());
         let _ = tokio::task::spawn_blocking(move || prune(&dir, keep, &today)).await;
+        // The open day file may be one just deleted.
+        if let Some(files) = &mut self.files {
+            files.open = None;
+        }
+    }
+}
+
+/// What the writer keeps between batches.
+#[derive(Default)]
+struct Files {
+    /// Ids start with this server's start time, so they are unique across restarts too.
+    id_prefix: String,
+    bodies: WrittenBodies,
+    open: Option<DayFile>,
+    /// The lines of a batch, kept between batches so a storm's batches reuse it.
+    lines: Vec<u8>,
+}
+
+/// The day file appended to last, kept open so a batch is one `write`, not an open, a
+/// write and a close.
+struct DayFile {
+    day: String,
+    file: std::fs::File,
+}
+
+impl Files {
+    /// The open file for `day`, opened (and the directory made) if it is not, or if the
+    /// path no longer names it (a person moved or deleted it: appends go to a new file).
+    fn day_file(&mut self, dir: &Path, day: &str) -> std::io::Result<&mut std::fs::File> {
+        let path = dir.join(format!("{day}.jsonl"));
+        let still_there = self
+            .open
+            .as_ref()
+            .is_some_and(|open| open.day == day && same_file(&open.file, &path));
+        if !still_there {
+            self.open = None;
+            create_private_dir(dir)?;
+            let file = open_private_append(&path)?;
+            self.open = Some(DayFile {
+                day: day.to_string(),
+                file,
+            });
+        }
+        Ok(&mut self.open.as_mut().expect("opened above").file)
+    }
+}
+
+/// `file` is what `path` names now.
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
     }
 }
 
@@ -185,6 +258,9 @@ impl WrittenBodies {
     /// The record of `day` that already holds `body`; otherwise remembers `id` as its
     /// holder and says none.
     fn earlier(&mut self, day: &str, body: &bytes::Bytes, id: &str) -> Option<String> {
+        if body.len() < SHORTEST_REFERRED_BODY {
+            return None;
+        }
         if self.day != day {
             self.forget();
             self.day = day.to_string();
@@ -212,32 +288,57 @@ impl WrittenBodies {
 /// A body already in its day's file is written as a reference to the record holding it.
 fn append(
     dir: &Path,
-    batch: Vec<(FailureRecord, bytes::Bytes)>,
-    bodies: &mut WrittenBodies,
+    batch: Vec<Queued>,
+    files: &mut Files,
     sync: bool,
 ) -> Result<(), FailureLogError> {
-    use std::io::Write;
     let failed = |source| FailureLogError::Write {
         dir: dir.display().to_string(),
         source,
     };
-    create_private_dir(dir).map_err(failed)?;
-    let mut by_day: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    for (mut record, body) in batch {
-        let day = record.day().to_string();
-        let lines = by_day.entry(day.clone()).or_default();
-        match bodies.earlier(&day, &body, &record.id) {
-            Some(earlier) => record.line_referring_to(earlier, lines),
-            None => record.line_with_body(&body, lines),
+    let mut lines = std::mem::take(&mut files.lines);
+    // A batch spans two days only around midnight: write each day's run of lines to its file.
+    let mut day = String::new();
+    for (request, number) in batch {
+        let id = format!("{}-{number:06}", files.id_prefix);
+        let Some((mut record, body)) = FailureRecord::of(&request, id) else {
+            continue;
+        };
+        drop(request);
+        if record.day() != day {
+            flush_lines(files, dir, &day, &mut lines, sync).map_err(failed)?;
+            day = record.day().to_string();
+        }
+        match files.bodies.earlier(&day, &body, &record.id) {
+            Some(earlier) => record.line_referring_to(earlier, &mut lines),
+            None => record.line_with_body(&body, &mut lines),
         }
     }
-    for (day, lines) in by_day {
-        let mut file = open_private_append(&dir.join(format!("{day}.jsonl"))).map_err(failed)?;
-        file.write_all(&lines).map_err(failed)?;
-        if sync {
-            file.sync_all().map_err(failed)?;
-        }
+    flush_lines(files, dir, &day, &mut lines, sync).map_err(failed)?;
+    // Kept for the next batch, but not a storm of large bodies' worth.
+    lines.shrink_to(KEPT_LINE_BYTES);
+    files.lines = lines;
+    Ok(())
+}
+
+/// Appends `lines` to `day`'s file (synced to the disk if `sync`) and empties them.
+fn flush_lines(
+    files: &mut Files,
+    dir: &Path,
+    day: &str,
+    lines: &mut Vec<u8>,
+    sync: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    if lines.is_empty() {
+        return Ok(());
     }
+    let file = files.day_file(dir, day)?;
+    file.write_all(lines)?;
+    if sync {
+        file.sync_all()?;
+    }
+    lines.clear();
     Ok(())
 }
 

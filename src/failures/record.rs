@@ -67,10 +67,10 @@ impl FailureRecord {
     /// get a complete answer from an upstream. What ccr refused itself (a wrong client key,
     /// malformed JSON, a body over the limit) has nothing to replay and is left to stats.
     ///
-    /// The body is not copied into the record here: [`FailureRecord::with_body`] does that
-    /// on the writer's task, off the request path.
+    /// The body is not copied into the record: the writer splices it into the line
+    /// ([`FailureRecord::line_with_body`]).
     pub fn of(request: &RequestRecord, id: String) -> Option<(FailureRecord, bytes::Bytes)> {
-        if request.outcome == Outcome::Completed || request.attempts.is_empty() {
+        if !Self::keeps(request) {
             return None;
         }
         let body = request.body.clone()?;
@@ -110,6 +110,15 @@ impl FailureRecord {
             request: null_json(),
         };
         Some((record, body))
+    }
+
+    /// Whether the log keeps `request` (see [`FailureRecord::of`]); cheap, for the request
+    /// path.
+    pub fn keeps(request: &RequestRecord) -> bool {
+        request.outcome != Outcome::Completed
+            && !request.attempts.is_empty()
+            && request.body.is_some()
+            && request.failure.is_some()
     }
 
     /// The record as one JSON line with the client's body in place, written as received
@@ -162,6 +171,33 @@ fn blame_name(blame: crate::failure::Blame) -> &'static str {
 /// `aor…` tokens, Google's `AIza…` keys, a `Bearer …` value — with `[redacted]`. ccr's own
 /// keys are cut earlier by the transport; this catches ones it does not know (a client's).
 pub fn redact_key_shapes(text: &str) -> String {
+    if !may_hold_a_key(text) {
+        return text.to_string();
+    }
+    redact_words(text)
+}
+
+const KEY_PREFIXES: [&str; 7] = ["sk-", "sk_", "aoa", "aor", "AIza", "ghp_", "xai-"];
+
+/// Whether some word of `text` starts like a key or is `bearer`: the only words
+/// [`redact_words`] changes. One pass over the bytes, so a failure storm's messages cost
+/// no word splitting. Any non-ASCII byte counts as a possible word break (Unicode
+/// whitespace splits words too), which can only send more texts the slow way.
+fn may_hold_a_key(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let breaks = |b: u8| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || !b.is_ascii();
+    (0..bytes.len()).any(|i| {
+        (i == 0 || breaks(bytes[i - 1])) && {
+            let rest = &bytes[i..];
+            KEY_PREFIXES.iter().any(|p| rest.starts_with(p.as_bytes()))
+                || rest
+                    .get(..6)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"bearer"))
+        }
+    })
+}
+
+fn redact_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut after_bearer = false;
     for word in text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
@@ -188,18 +224,36 @@ fn looks_like_a_key(token: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    ["sk-", "sk_", "aoa", "aor", "AIza", "ghp_", "xai-"]
-        .iter()
-        .any(|prefix| {
-            token
-                .strip_prefix(prefix)
-                .is_some_and(|rest| body_chars(rest, 16))
-        })
+    KEY_PREFIXES.iter().any(|prefix| {
+        token
+            .strip_prefix(prefix)
+            .is_some_and(|rest| body_chars(rest, 16))
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact_key_shapes;
+    use super::{redact_key_shapes, redact_words};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast path never skips a text the word scan would change.
+        #[test]
+        fn the_quick_check_agrees_with_the_word_scan(
+            text in r#"([ \t\n"'.,;()\u{a0}\u{2003}é]|sk-|sk_|aoa|aor|AIza|ghp_|xai-|[Bb]earer|BEARER|[a-zA-Z0-9_-]{1,20}){0,12}"#
+        ) {
+            prop_assert_eq!(redact_key_shapes(&text), redact_words(&text));
+        }
+    }
+
+    #[test]
+    fn a_key_after_unicode_whitespace_is_cut() {
+        let text = "key\u{a0}sk-proj-abcdefghijklmnop1234 and\u{2003}Bearer abcdefghij12";
+        assert_eq!(
+            redact_key_shapes(text),
+            "key\u{a0}[redacted] and\u{2003}Bearer [redacted]"
+        );
+    }
 
     #[test]
     fn key_shaped_words_are_cut_and_prose_is_not() {

@@ -227,7 +227,7 @@ impl Sessions {
 /// Sessions count their requests from the finished records, as stats do, so a stream cut
 /// after its first byte counts as the failure it is.
 impl RecordSink for Sessions {
-    fn record(&self, record: &RequestRecord) {
+    fn record(&self, record: &Arc<RequestRecord>) {
         if let Some(key) = &record.session {
             self.finished(key, record);
         }
@@ -249,7 +249,7 @@ mod tests {
             cache_read_input_tokens: 100,
             ..Default::default()
         });
-        sessions.record(&record);
+        sessions.record(&Arc::new(record));
     }
 
     #[test]
@@ -309,7 +309,7 @@ mod tests {
         cancelled.session = Some("s".into());
         cancelled.outcome = Outcome::ClientGone;
         cancelled.failure = Some(crate::failure::Failure::client(Class::Cancelled));
-        sessions.record(&cancelled);
+        sessions.record(&Arc::new(cancelled));
         let status = sessions.status("s").unwrap();
         assert_eq!(
             status.target.as_deref(),

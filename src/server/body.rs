@@ -35,8 +35,9 @@ impl PendingRecord {
         self.record.outcome = outcome;
         self.record.usage = usage.or(self.record.usage);
         self.record.timings.total = self.received.elapsed();
+        let record = std::sync::Arc::new(self.record);
         for sink in self.sinks.iter() {
-            sink.record(&self.record);
+            sink.record(&record);
         }
     }
 }

@@ -465,7 +465,7 @@ fn failure_class(record: &RequestRecord) -> Option<Class> {
 }
 
 impl RecordSink for Stats {
-    fn record(&self, record: &RequestRecord) {
+    fn record(&self, record: &Arc<RequestRecord>) {
         self.observe(record);
     }
 }

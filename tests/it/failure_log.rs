@@ -117,9 +117,10 @@ async fn each_kind_of_failure_is_one_record_and_a_rescued_request_none() {
     );
     let first = &found[0];
     assert_eq!(first["version"], 2);
-    assert_eq!(
-        found[1]["request_as"], first["id"],
-        "a repeated body is written once"
+    assert!(
+        found[1]["request_as"].is_null() && found[1]["request"] == first["request"],
+        "a repeated body under 1 KB is written again, not referred to: {}",
+        found[1]
     );
     assert_eq!(first["model"], "claude-x");
     assert_eq!(first["stream"], false);
@@ -591,4 +592,28 @@ async fn a_retried_body_is_written_once_and_replayed_whole() {
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stderr.contains("skipped 3 line(s)"), "{stderr}");
     assert!(!stdout.contains("would replay"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_deleted_log_directory_is_made_again_by_the_next_failure() {
+    let data = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start(status(500, "down")).await;
+    let ccr = one_attempt_ccr(&upstream.base_url(), data.path()).await;
+    let fail_once = || async {
+        let response = messages_request(&ccr, small_request("m", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        response.text().await.unwrap();
+    };
+    fail_once().await;
+    assert_eq!(records(data.path(), 1).await.len(), 1);
+    // The writer keeps the day file open between batches; a person clearing the log must
+    // not send the next records into the deleted file.
+    std::fs::remove_dir_all(data.path().join("failures")).unwrap();
+    fail_once().await;
+    let after = records(data.path(), 1).await;
+    assert_eq!(after.len(), 1, "the new record is in a new file");
+    assert_eq!(after[0]["client_got"]["status"], 500);
 }

@@ -84,8 +84,8 @@ pub fn openai_config(
 pub struct Records(Mutex<Vec<RequestRecord>>);
 
 impl RecordSink for Records {
-    fn record(&self, record: &RequestRecord) {
-        self.0.lock().unwrap().push(record.clone());
+    fn record(&self, record: &Arc<RequestRecord>) {
+        self.0.lock().unwrap().push(RequestRecord::clone(record));
     }
 }
 
