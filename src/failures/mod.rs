@@ -74,6 +74,7 @@ impl FailureLog {
             keep_days,
             incoming,
             batch_full,
+            batch_size: BATCH_RECORDS.min(capacity.max(1)),
             files: Some(Files {
                 id_prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
                 ..Files::default()
@@ -111,6 +112,8 @@ pub struct Writer {
     keep_days: u32,
     incoming: mpsc::Receiver<Queued>,
     batch_full: Arc<tokio::sync::Notify>,
+    /// A full batch: [`BATCH_RECORDS`], or the whole queue when it is smaller.
+    batch_size: usize,
     /// Lent to each blocking append and given back.
     files: Option<Files>,
 }
@@ -126,7 +129,7 @@ impl Writer {
                 _ = self.batch_full.notified() => {
                     // A wake-up left over from the last batch's requests: wait for a full
                     // batch, so a failure storm costs one write per hundred records.
-                    if self.incoming.len() < BATCH_RECORDS {
+                    if self.incoming.len() < self.batch_size {
                         continue;
                     }
                     false
@@ -332,7 +335,6 @@ fn append(
         let Some((mut record, body)) = FailureRecord::of(&request, id) else {
             continue;
         };
-        drop(request);
         if record.day() != day {
             flush_lines(files, dir, &day, &mut lines, sync).map_err(failed)?;
             day = record.day().to_string();
