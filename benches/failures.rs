@@ -54,11 +54,10 @@ async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = fixture_body();
     let mock = mock::start(mock::Answers::new(0), None).await;
-    MOCK.set(mock).expect("one mock");
     let servers = [
-        Server::start("log off", false),
-        Server::start("log off, again", false),
-        Server::start("log on", true),
+        Server::start(mock, "log off", false),
+        Server::start(mock, "log off, again", false),
+        Server::start(mock, "log on", true),
     ];
     let client = reqwest::Client::builder()
         .no_proxy()
@@ -74,7 +73,7 @@ async fn run() {
         server.measure(&client, &retried, SLICE / 2).await;
     }
     println!(
-        "failing requests/s at {CONCURRENCY} concurrent, upstream 500: {PAIRS} rounds of {} ms \
+        "failing requests/s at {CONCURRENCY} concurrent, upstream 500: {ROUNDS} rounds of {} ms \
          slices, the three servers in a new order each round; medians, [quartiles]",
         SLICE.as_millis()
     );
@@ -97,7 +96,7 @@ async fn run() {
             continue;
         }
         let mut rounds = Vec::new();
-        for round in 0..PAIRS {
+        for round in 0..ROUNDS {
             // Each server goes first, second and third equally often, so none always runs
             // right after another's writes.
             let mut order = [0, 1, 2];
@@ -132,7 +131,7 @@ async fn run() {
     }
 }
 
-const PAIRS: usize = 18;
+const ROUNDS: usize = 18;
 const SLICE: Duration = Duration::from_millis(400);
 
 /// A `ccr serve` process with the log on or off.
@@ -142,9 +141,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(name: &str, log: bool) -> Server {
+    fn start(mock: std::net::SocketAddr, name: &str, log: bool) -> Server {
         let queue = std::env::var("CCR_BENCH_QUEUE").unwrap_or_else(|_| "4096".into());
-        let mock = MOCK.get().expect("the mock runs");
         let proxy = Proxy::ccr(|_| {
             format!(
                 "# {name}\nserver: {{ host: 127.0.0.1, port: 0 }}\nproviders:\n  up: {{ type: anthropic, base_url: \"http://{mock}/status/500\" }}\nroutes:\n  default: [up/*]\nrouter: {{ max_attempts: 1 }}\nfailures: {{ enabled: {log}, queue: {queue} }}\n"
@@ -170,8 +168,6 @@ impl Server {
         }
     }
 }
-
-static MOCK: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, Default)]
 struct Measured {
