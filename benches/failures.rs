@@ -3,8 +3,8 @@
 //! `cargo bench --bench failures`. The servers are the release `ccr serve` binary in
 //! processes of their own, as users run it, beside the load benchmark's mock upstream.
 //!
-//! Three servers — log off, log off again, log on — take turns in short slices, in a new
-//! order each round; each round gives on/off and off-again/off ratios, and the table shows
+//! Three servers — log off, log off again, log on — started afresh each round, take turns
+//! in short slices, in a new order each round; each round gives on/off and off-again/off ratios, and the table shows
 //! their medians and quartiles. The off-again column is the noise floor: two identical
 //! servers measured the same way. Each server's CPU time a request comes from /proc.
 //!
@@ -54,11 +54,6 @@ async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = fixture_body();
     let mock = mock::start(mock::Answers::new(0), None).await;
-    let servers = [
-        Server::start(mock, "log off", false),
-        Server::start(mock, "log off, again", false),
-        Server::start(mock, "log on", true),
-    ];
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -69,9 +64,6 @@ async fn run() {
     ));
     let retried = Bodies::Same(body.clone());
     let distinct = Bodies::distinct(&body);
-    for server in &servers {
-        server.measure(&client, &retried, SLICE / 2).await;
-    }
     println!(
         "failing requests/s at {CONCURRENCY} concurrent, upstream 500: {ROUNDS} rounds of {} ms \
          slices, the three servers in a new order each round; medians, [quartiles]",
@@ -104,6 +96,7 @@ async fn run() {
             if round % 6 >= 3 {
                 order.reverse();
             }
+            let servers = Server::three(mock, &client, body).await;
             let mut measured = [Measured::default(); 3];
             for i in order {
                 measured[i] = servers[i].measure(&client, body, SLICE).await;
@@ -133,6 +126,7 @@ async fn run() {
 
 const ROUNDS: usize = 18;
 const SLICE: Duration = Duration::from_millis(400);
+const WARM_UP: Duration = Duration::from_millis(100);
 
 /// A `ccr serve` process with the log on or off.
 struct Server {
@@ -141,6 +135,26 @@ struct Server {
 }
 
 impl Server {
+    /// Log off, log off again and log on: new processes each round, so no one process's
+    /// luck (where its memory and threads landed) leans every round the same way — with
+    /// one set of servers for the whole run, the two identical servers differed by up to
+    /// 10 % in every round of a run. Each is warmed up before it is measured.
+    async fn three(
+        mock: std::net::SocketAddr,
+        client: &reqwest::Client,
+        body: &Bodies,
+    ) -> [Server; 3] {
+        let servers = [
+            Server::start(mock, "log off", false),
+            Server::start(mock, "log off, again", false),
+            Server::start(mock, "log on", true),
+        ];
+        for server in &servers {
+            server.measure(client, body, WARM_UP).await;
+        }
+        servers
+    }
+
     fn start(mock: std::net::SocketAddr, name: &str, log: bool) -> Server {
         let queue = std::env::var("CCR_BENCH_QUEUE").unwrap_or_else(|_| "4096".into());
         let proxy = Proxy::ccr(|_| {

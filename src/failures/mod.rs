@@ -29,6 +29,8 @@ const REMEMBERED_BODY_BYTES: usize = 8 << 20;
 const SHORTEST_REFERRED_BODY: usize = 1024;
 /// The batch buffer's capacity kept between batches.
 const KEPT_LINE_BYTES: usize = 1 << 20;
+/// Formatting lines yields to other tasks after this many bytes.
+const YIELD_EVERY_BYTES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FailureLogError {
@@ -75,10 +77,11 @@ impl FailureLog {
             incoming,
             batch_full,
             batch_size: BATCH_RECORDS.min(capacity.max(1)),
-            files: Some(Files {
+            lines: Lines {
                 id_prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
-                ..Files::default()
-            }),
+                ..Lines::default()
+            },
+            open: None,
         };
         (log, writer)
     }
@@ -114,8 +117,9 @@ pub struct Writer {
     batch_full: Arc<tokio::sync::Notify>,
     /// A full batch: [`BATCH_RECORDS`], or the whole queue when it is smaller.
     batch_size: usize,
-    /// Lent to each blocking append and given back.
-    files: Option<Files>,
+    lines: Lines,
+    /// The day file appended to last: lent to each blocking append and given back.
+    open: Option<DayFile>,
 }
 
 impl Writer {
@@ -143,7 +147,7 @@ impl Writer {
             while let Ok(record) = self.incoming.try_recv() {
                 batch.push(record);
             }
-            if !batch.is_empty() {
+            if !batch.is_empty() || stopping {
                 self.write(std::mem::take(&mut batch), stopping).await;
             }
             let today = today();
@@ -157,49 +161,104 @@ impl Writer {
         }
     }
 
+    /// Turns the batch into lines here, on the runtime, and appends them on a blocking
+    /// thread. The records were allocated by request tasks on the runtime's threads; freed
+    /// here, their memory goes back to those threads' caches for the next requests, where
+    /// freeing them on a blocking thread cost each failing request several microseconds.
     async fn write(&mut self, batch: Vec<Queued>, sync: bool) {
+        let runs = self.lines.of(batch).await;
         let dir = self.dir.clone();
-        let mut files = self.files.take().unwrap_or_default();
+        let mut open = self.open.take();
         let appended = tokio::task::spawn_blocking(move || {
-            let appended = append(&dir, batch, &mut files, sync);
-            if appended.is_err() {
-                // Some remembered bodies may not have reached the file.
-                files.bodies.forget();
-                files.open = None;
-            }
-            (appended, files)
+            let appended = append(&dir, &runs, &mut open, sync);
+            (appended, open, runs)
         })
         .await;
-        match appended {
-            Ok((appended, files)) => {
-                self.files = Some(files);
-                if let Err(error) = appended {
-                    tracing::error!(%error, "failure records lost");
-                }
+        let error = match appended {
+            Ok((appended, open, runs)) => {
+                self.open = open;
+                self.lines.take_back(runs);
+                appended.err().map(|error| error.to_string())
             }
-            Err(error) => tracing::error!(%error, "failure records lost"),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(error) = error {
+            // Some remembered bodies may not have reached the file.
+            self.lines.bodies.forget();
+            self.open = None;
+            tracing::error!(%error, "failure records lost");
         }
     }
 
-    async fn prune(&mut self, today: &str) {
+    async fn prune(&self, today: &str) {
         let (dir, keep, today) = (self.dir.clone(), self.keep_days, today.to_string());
         let _ = tokio::task::spawn_blocking(move || prune(&dir, keep, &today)).await;
-        // The open day file may be one just deleted.
-        if let Some(files) = &mut self.files {
-            files.open = None;
-        }
+        // An open day file just deleted is found by the next batch's `same_file` check.
     }
 }
 
-/// What the writer keeps between batches.
+/// Turns records into lines, and remembers what it needs to between batches.
 #[derive(Default)]
-struct Files {
+struct Lines {
     /// Ids start with this server's start time, so they are unique across restarts too.
     id_prefix: String,
     bodies: WrittenBodies,
-    open: Option<DayFile>,
-    /// The lines of a batch, kept between batches so a storm's batches reuse it.
+    /// The last batch's buffer, kept so a storm's batches reuse it.
+    spare: Vec<u8>,
+}
+
+/// A batch's lines for one UTC day: one run, or two around midnight.
+struct DayLines {
+    day: String,
     lines: Vec<u8>,
+}
+
+impl Lines {
+    /// The batch's lines by day. A body already in its day's file is written as a
+    /// reference to the record holding it.
+    async fn of(&mut self, batch: Vec<Queued>) -> Vec<DayLines> {
+        let mut runs: Vec<DayLines> = Vec::new();
+        let mut since_yield = 0;
+        for (request, number) in batch {
+            let id = format!("{}-{number:06}", self.id_prefix);
+            let Some((mut record, body)) = FailureRecord::of(&request, id) else {
+                continue;
+            };
+            if runs.last().is_none_or(|run| run.day != record.day()) {
+                let lines = if runs.is_empty() {
+                    std::mem::take(&mut self.spare)
+                } else {
+                    Vec::new()
+                };
+                let day = record.day().to_string();
+                runs.push(DayLines { day, lines });
+            }
+            let run = runs.last_mut().expect("pushed above");
+            let before = run.lines.len();
+            match self.bodies.earlier(&run.day, &body, &record.id) {
+                Some(earlier) => record.line_referring_to(earlier, &mut run.lines),
+                None => record.line_with_body(&body, &mut run.lines),
+            }
+            // Copying a storm of large bodies takes milliseconds: let requests on this
+            // thread go on between them.
+            since_yield += run.lines.len() - before;
+            if since_yield >= YIELD_EVERY_BYTES {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
+        }
+        runs
+    }
+
+    /// The buffers of lines written, for the next batch.
+    fn take_back(&mut self, runs: Vec<DayLines>) {
+        if let Some(DayLines { mut lines, .. }) = runs.into_iter().next() {
+            lines.clear();
+            // Kept for the next batch, but not a storm of large bodies' worth.
+            lines.shrink_to(KEPT_LINE_BYTES);
+            self.spare = lines;
+        }
+    }
 }
 
 /// The day file appended to last, kept open so a batch is one `write`, not an open, a
@@ -209,26 +268,31 @@ struct DayFile {
     file: std::fs::File,
 }
 
-impl Files {
-    /// The open file for `day`, opened (and the directory made) if it is not, or if the
-    /// path no longer names it (a person moved or deleted it: appends go to a new file).
-    fn day_file(&mut self, dir: &Path, day: &str) -> std::io::Result<&mut std::fs::File> {
-        let path = dir.join(format!("{day}.jsonl"));
-        let still_there = self
-            .open
-            .as_ref()
-            .is_some_and(|open| open.day == day && same_file(&open.file, &path));
-        if !still_there {
-            self.open = None;
-            create_private_dir(dir)?;
-            let file = open_private_append(&path)?;
-            self.open = Some(DayFile {
-                day: day.to_string(),
-                file,
-            });
+/// The open file for `day`, opened (and the directory made) if it is not, or if the path
+/// no longer names it (a person moved or deleted it: appends go to a new file).
+fn day_file<'a>(
+    open: &'a mut Option<DayFile>,
+    dir: &Path,
+    day: &str,
+) -> std::io::Result<&'a mut std::fs::File> {
+    let path = dir.join(format!("{day}.jsonl"));
+    let still_there = open
+        .as_ref()
+        .is_some_and(|open| open.day == day && same_file(&open.file, &path));
+    if !still_there {
+        // Past midnight: yesterday's lines are on the disk before its file is let go, so a
+        // shutdown's sync of the open file covers everything.
+        if let Some(yesterday) = open.take().filter(|open| open.day != day) {
+            yesterday.file.sync_all()?;
         }
-        Ok(&mut self.open.as_mut().expect("opened above").file)
+        create_private_dir(dir)?;
+        let file = open_private_append(&path)?;
+        *open = Some(DayFile {
+            day: day.to_string(),
+            file,
+        });
     }
+    Ok(&mut open.as_mut().expect("opened above").file)
 }
 
 /// `file` is what `path` names now.
@@ -315,60 +379,27 @@ impl WrittenBodies {
     }
 }
 
-/// Appends records to their days' files, creating the directory (0700) and files (0600).
-/// A body already in its day's file is written as a reference to the record holding it.
+/// Appends each day's lines to its file, creating the directory (0700) and files (0600),
+/// and syncs the open file to the disk if `sync`.
 fn append(
     dir: &Path,
-    batch: Vec<Queued>,
-    files: &mut Files,
+    runs: &[DayLines],
+    open: &mut Option<DayFile>,
     sync: bool,
 ) -> Result<(), FailureLogError> {
+    use std::io::Write;
     let failed = |source| FailureLogError::Write {
         dir: dir.display().to_string(),
         source,
     };
-    let mut lines = std::mem::take(&mut files.lines);
-    // A batch spans two days only around midnight: write each day's run of lines to its file.
-    let mut day = String::new();
-    for (request, number) in batch {
-        let id = format!("{}-{number:06}", files.id_prefix);
-        let Some((mut record, body)) = FailureRecord::of(&request, id) else {
-            continue;
-        };
-        if record.day() != day {
-            flush_lines(files, dir, &day, &mut lines, sync).map_err(failed)?;
-            day = record.day().to_string();
-        }
-        match files.bodies.earlier(&day, &body, &record.id) {
-            Some(earlier) => record.line_referring_to(earlier, &mut lines),
-            None => record.line_with_body(&body, &mut lines),
-        }
+    for run in runs {
+        let file = day_file(open, dir, &run.day).map_err(failed)?;
+        file.write_all(&run.lines).map_err(failed)?;
     }
-    flush_lines(files, dir, &day, &mut lines, sync).map_err(failed)?;
-    // Kept for the next batch, but not a storm of large bodies' worth.
-    lines.shrink_to(KEPT_LINE_BYTES);
-    files.lines = lines;
-    Ok(())
-}
-
-/// Appends `lines` to `day`'s file (synced to the disk if `sync`) and empties them.
-fn flush_lines(
-    files: &mut Files,
-    dir: &Path,
-    day: &str,
-    lines: &mut Vec<u8>,
-    sync: bool,
-) -> std::io::Result<()> {
-    use std::io::Write;
-    if lines.is_empty() {
-        return Ok(());
+    // Earlier batches went to the open file too: sync it even when this batch is empty.
+    if sync && let Some(open) = open {
+        open.file.sync_all().map_err(failed)?;
     }
-    let file = files.day_file(dir, day)?;
-    file.write_all(lines)?;
-    if sync {
-        file.sync_all()?;
-    }
-    lines.clear();
     Ok(())
 }
 
