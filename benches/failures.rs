@@ -124,7 +124,7 @@ async fn run() {
     }
 }
 
-const ROUNDS: usize = 18;
+const ROUNDS: usize = 30;
 const SLICE: Duration = Duration::from_millis(400);
 const WARM_UP: Duration = Duration::from_millis(100);
 
