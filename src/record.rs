@@ -85,11 +85,32 @@ pub struct RequestRecord {
     pub replay_of: Option<String>,
 }
 
+impl RequestRecord {
+    /// Makes the body a copy of its own unless it already is. The client's bytes are a
+    /// slice of the connection's read buffer, which hyper reuses for that connection's next
+    /// request only once nothing else holds them: a record held past the request would make
+    /// it allocate a new buffer for each request. Copying is what the failure log's queue
+    /// costs a failing request, cheaper than that allocation.
+    pub fn own_body(&mut self) {
+        if let Some(body) = &mut self.body
+            && !body.is_unique()
+        {
+            *body = bytes::Bytes::copy_from_slice(body);
+        }
+    }
+}
+
 /// Whoever wants to know about finished requests. Called on the task that finished the
 /// response, so an implementation must not block: hand heavy work to a background task
 /// (the record is shared, so handing it over is a reference count, not a copy).
 pub trait RecordSink: Send + Sync {
     fn record(&self, record: &Arc<RequestRecord>);
+
+    /// Whether this sink holds on to `record` after the request has ended (a queue). Such a
+    /// record gets a body of its own first ([`RequestRecord::own_body`]).
+    fn holds(&self, _record: &RequestRecord) -> bool {
+        false
+    }
 }
 
 /// Sinks are shared by every request.
@@ -131,6 +152,29 @@ pub(crate) mod tests {
 
     fn failure(status: u16) -> Option<Failure> {
         (status != 200).then(|| Failure::upstream(crate::failure::Class::RateLimit))
+    }
+
+    #[test]
+    fn a_held_record_owns_its_body_and_an_owned_body_is_not_copied() {
+        // A frame hyper handed over: a slice of the connection's read buffer.
+        let mut read_buffer = bytes::BytesMut::from(&b"{\"model\":\"m\"}next request"[..]);
+        let frame = read_buffer.split_to(13).freeze();
+        let mut held = record(500);
+        held.body = Some(frame.clone());
+        held.own_body();
+        let body = held.body.as_ref().unwrap();
+        assert_eq!(body, &frame);
+        assert_ne!(
+            body.as_ptr(),
+            frame.as_ptr(),
+            "copied out of the read buffer"
+        );
+        // Joined from pieces into a buffer nothing else holds: kept as it is.
+        let joined = bytes::Bytes::from(b"{\"model\":\"m\"}".to_vec());
+        let at = joined.as_ptr();
+        held.body = Some(joined);
+        held.own_body();
+        assert_eq!(held.body.as_ref().unwrap().as_ptr(), at);
     }
 
     /// A finished request to provider `p`, target `t`, answered with `status`.

@@ -107,6 +107,10 @@ impl RecordSink for FailureLog {
             self.batch_full.notify_one();
         }
     }
+
+    fn holds(&self, record: &RequestRecord) -> bool {
+        FailureRecord::keeps(record)
+    }
 }
 
 /// The writer task's half: owns the files.

@@ -299,23 +299,7 @@ async fn admit(state: &State, request: Request<Incoming>) -> Result<(HeaderMap, 
             )
         }
     })?;
-    Ok((parts.headers, body_bytes(state, collected)))
-}
-
-/// The body as one buffer. A body that came in one piece is a slice of the connection's
-/// read buffer; while the failure log's queue holds it, hyper cannot reuse that buffer and
-/// allocates another for the connection's next request, which cost a failing request more
-/// than copying it. So with the log on such a body is copied; one in pieces is joined into
-/// a buffer of its own anyway.
-fn body_bytes(state: &State, collected: http_body_util::Collected<Bytes>) -> Bytes {
-    use bytes::Buf;
-    let mut pieces = collected.aggregate();
-    let len = pieces.remaining();
-    if state.failure_log.is_some() && pieces.chunk().len() == len {
-        Bytes::copy_from_slice(pieces.chunk())
-    } else {
-        pieces.copy_to_bytes(len)
-    }
+    Ok((parts.headers, collected.to_bytes()))
 }
 
 async fn messages(
