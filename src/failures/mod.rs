@@ -9,7 +9,7 @@ pub mod record;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -21,6 +21,14 @@ pub use record::FailureRecord;
 /// A batch is written after this many records or this long, whichever comes first.
 const BATCH_RECORDS: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_secs(1);
+/// A batch is also written once the queued records' bodies reach this many bytes: a storm
+/// of large bodies is held for a dozen records, not a hundred, so less memory is held and
+/// the bodies are still in the CPU's caches when the writer compares and copies them.
+const BATCH_BODY_BYTES: usize = 1 << 20;
+/// The most bytes of bodies the queue holds (a record's count alone would let 4 096 bodies
+/// of up to `server.body_limit` each wait in memory); a record that would pass it is dropped
+/// and counted, as when the queue is full.
+const QUEUED_BODY_BYTES: usize = 64 << 20;
 /// How many bytes of bodies already written the writer remembers, to write a repeated body
 /// once a day file; past this it forgets them all and starts again.
 const REMEMBERED_BODY_BYTES: usize = 8 << 20;
@@ -48,9 +56,7 @@ type Queued = (Arc<RequestRecord>, u64);
 /// The request side: queues the finished requests the log keeps.
 pub struct FailureLog {
     queue: mpsc::Sender<Queued>,
-    /// Wakes the writer when a batch is full; otherwise it wakes once a second, so a
-    /// failure storm costs no thread wake-up a record.
-    batch_full: Arc<tokio::sync::Notify>,
+    backlog: Arc<Backlog>,
     /// Records dropped because the queue was full.
     dropped: AtomicU64,
     /// Records queued, for record ids unique within this server.
@@ -60,14 +66,29 @@ pub struct FailureLog {
 impl FailureLog {
     /// The log and its writer; run the writer on the server's background tasks.
     pub fn new(dir: PathBuf, keep_days: u32, capacity: usize) -> (Arc<FailureLog>, Writer) {
+        Self::holding(dir, keep_days, capacity, QUEUED_BODY_BYTES)
+    }
+
+    /// [`FailureLog::new`] with a queue of at most `capacity` records and `body_bytes` of
+    /// their bodies.
+    fn holding(
+        dir: PathBuf,
+        keep_days: u32,
+        capacity: usize,
+        body_bytes: usize,
+    ) -> (Arc<FailureLog>, Writer) {
         let (queue, incoming) = mpsc::channel(capacity.max(1));
-        let batch_full = Arc::new(tokio::sync::Notify::new());
+        let backlog = Arc::new(Backlog {
+            batch_full: tokio::sync::Notify::new(),
+            body_bytes: AtomicUsize::new(0),
+            most_body_bytes: body_bytes,
+        });
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let log = Arc::new(FailureLog {
             queue,
-            batch_full: batch_full.clone(),
+            backlog: backlog.clone(),
             dropped: AtomicU64::new(0),
             next: AtomicU64::new(0),
         });
@@ -75,7 +96,7 @@ impl FailureLog {
             dir,
             keep_days,
             incoming,
-            batch_full,
+            backlog,
             batch_size: BATCH_RECORDS.min(capacity.max(1)),
             lines: Lines {
                 id_prefix: format!("f{:x}{:03x}", started.as_secs(), started.subsec_millis()),
@@ -99,12 +120,20 @@ impl RecordSink for FailureLog {
             return;
         }
         let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let size = body_len(record);
+        if !self.backlog.reserve(size) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         if self.queue.try_send((record.clone(), number)).is_err() {
+            self.backlog.release(size);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         let queued = self.queue.max_capacity() - self.queue.capacity();
-        if queued >= BATCH_RECORDS.min(self.queue.max_capacity()) {
-            self.batch_full.notify_one();
+        if queued >= BATCH_RECORDS.min(self.queue.max_capacity())
+            || self.backlog.bodies_fill_a_batch()
+        {
+            self.backlog.batch_full.notify_one();
         }
     }
 
@@ -113,12 +142,47 @@ impl RecordSink for FailureLog {
     }
 }
 
+fn body_len(record: &RequestRecord) -> usize {
+    record.body.as_ref().map_or(0, bytes::Bytes::len)
+}
+
+/// What the queue holds besides its records, shared by both ends.
+struct Backlog {
+    /// Wakes the writer when a batch is full; otherwise it wakes once a second, so a
+    /// failure storm costs no thread wake-up a record.
+    batch_full: tokio::sync::Notify,
+    /// The bytes of the queued records' bodies.
+    body_bytes: AtomicUsize,
+    most_body_bytes: usize,
+}
+
+impl Backlog {
+    /// Counts `size` more bytes of bodies queued, unless that passes the most the queue
+    /// holds. A body larger than that on its own still goes into an empty queue.
+    fn reserve(&self, size: usize) -> bool {
+        let before = self.body_bytes.fetch_add(size, Ordering::Relaxed);
+        if before > 0 && before + size > self.most_body_bytes {
+            self.release(size);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, size: usize) {
+        self.body_bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+
+    fn bodies_fill_a_batch(&self) -> bool {
+        self.body_bytes.load(Ordering::Relaxed) >= BATCH_BODY_BYTES
+    }
+}
+
 /// The writer task's half: owns the files.
 pub struct Writer {
     dir: PathBuf,
     keep_days: u32,
     incoming: mpsc::Receiver<Queued>,
-    batch_full: Arc<tokio::sync::Notify>,
+    backlog: Arc<Backlog>,
     /// A full batch: [`BATCH_RECORDS`], or the whole queue when it is smaller.
     batch_size: usize,
     lines: Lines,
@@ -134,10 +198,10 @@ impl Writer {
         let mut last_prune: Option<String> = None;
         loop {
             let stopping = tokio::select! {
-                _ = self.batch_full.notified() => {
+                _ = self.backlog.batch_full.notified() => {
                     // A wake-up left over from the last batch's requests: wait for a full
                     // batch, so a failure storm costs one write per hundred records.
-                    if self.incoming.len() < self.batch_size {
+                    if self.incoming.len() < self.batch_size && !self.backlog.bodies_fill_a_batch() {
                         continue;
                     }
                     false
@@ -149,6 +213,7 @@ impl Writer {
                 self.incoming.close();
             }
             while let Ok(record) = self.incoming.try_recv() {
+                self.backlog.release(body_len(&record.0));
                 batch.push(record);
             }
             if !batch.is_empty() || stopping {
@@ -468,8 +533,61 @@ pub(crate) fn utc_day(time: std::time::SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::WrittenBodies;
+    use super::{Backlog, FailureLog, WrittenBodies};
+    use crate::record::RecordSink;
     use bytes::Bytes;
+    use std::sync::Arc;
+
+    /// A failed request whose client body is `len` bytes of JSON.
+    fn failed_with_body(len: usize) -> Arc<crate::record::RequestRecord> {
+        let mut record = crate::record::tests::record(500);
+        let text = "a".repeat(len - r#"{"x":""}"#.len());
+        record.body = Some(Bytes::from(format!(r#"{{"x":"{text}"}}"#)));
+        Arc::new(record)
+    }
+
+    #[tokio::test]
+    async fn a_record_past_the_queued_body_bytes_is_dropped_counted_and_the_rest_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, writer) = FailureLog::holding(dir.path().to_path_buf(), 14, 100, 10_000);
+        log.record(&failed_with_body(6_000));
+        log.record(&failed_with_body(6_000)); // 12 000 bytes queued would pass 10 000
+        log.record(&failed_with_body(3_000));
+        assert_eq!(log.dropped(), 1);
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        writer.run(stop).await;
+        let file = dir.path().join(format!("{}.jsonl", super::today()));
+        let written = std::fs::read_to_string(file).unwrap();
+        let sizes: Vec<usize> = written
+            .lines()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                line["request"]["x"].as_str().unwrap().len() + r#"{"x":""}"#.len()
+            })
+            .collect();
+        assert_eq!(sizes, [6_000, 3_000]);
+        assert_eq!(
+            log.backlog
+                .body_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "the writer took every queued body off the count"
+        );
+    }
+
+    #[test]
+    fn a_body_larger_than_the_queue_holds_still_goes_into_an_empty_queue() {
+        let backlog = Backlog {
+            batch_full: tokio::sync::Notify::new(),
+            body_bytes: Default::default(),
+            most_body_bytes: 10_000,
+        };
+        assert!(backlog.reserve(20_000));
+        assert!(!backlog.reserve(1), "nothing more while it waits");
+        backlog.release(20_000);
+        assert!(backlog.reserve(1));
+    }
 
     #[test]
     fn a_body_is_referred_to_only_when_every_byte_matches() {

@@ -126,7 +126,10 @@ pub(super) async fn run(
             started_at,
         ));
         let failed_upstream = candidate.upstream;
-        let give_up = |mut pending: PendingRecord, error: ProviderError| {
+        let give_up = |mut pending: PendingRecord, error: ProviderError, request| {
+            // The parsed request shares the client's body: let it go first, so the record
+            // is that body's only holder and a failure log queueing it need not copy it.
+            drop::<MessagesRequest>(request);
             // ccr's own time only: waiting on upstreams and between retries is not ours.
             pending.record.timings.overhead = overhead_before;
             let mut response = upstream_failure(pending, error);
@@ -135,7 +138,7 @@ pub(super) async fn run(
             response
         };
         let (next, wait) = match router.failed(&mut plan, current, &error.failure, attempt) {
-            NextStep::GiveUp => return give_up(pending, error),
+            NextStep::GiveUp => return give_up(pending, error, request),
             NextStep::Retry { candidate, wait } => (candidate, wait),
         };
         tracing::info!(
@@ -147,7 +150,7 @@ pub(super) async fn run(
         );
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = state.force_end.cancelled() => return give_up(pending, error),
+            _ = state.force_end.cancelled() => return give_up(pending, error, request),
         }
         current = next;
     }
