@@ -57,6 +57,7 @@ type Queued = (Arc<RequestRecord>, u64);
 pub struct FailureLog {
     queue: mpsc::Sender<Queued>,
     backlog: Arc<Backlog>,
+    last_body: LastBody,
     /// Records dropped because the queue was full.
     dropped: AtomicU64,
     /// Records queued, for record ids unique within this server.
@@ -89,6 +90,7 @@ impl FailureLog {
         let log = Arc::new(FailureLog {
             queue,
             backlog: backlog.clone(),
+            last_body: LastBody::default(),
             dropped: AtomicU64::new(0),
             next: AtomicU64::new(0),
         });
@@ -137,9 +139,52 @@ impl RecordSink for FailureLog {
         }
     }
 
-    fn holds(&self, record: &RequestRecord) -> bool {
-        FailureRecord::keeps(record)
+    fn keep(&self, record: &mut RequestRecord) {
+        if FailureRecord::keeps(record) {
+            self.last_body.share_or_own(record);
+        }
     }
+}
+
+/// The body of the record queued last. A client retrying one request sends the same body
+/// again and again: each retry's record shares the copy the first one made instead of
+/// copying its own, and the writer knows it by its address without comparing it again.
+#[derive(Default)]
+struct LastBody(std::sync::Mutex<Option<bytes::Bytes>>);
+
+impl LastBody {
+    /// Gives `record` the last queued body if its own is the same bytes (compared here,
+    /// while the request has just read them), otherwise a copy of its own, which becomes
+    /// the last body.
+    fn share_or_own(&self, record: &mut RequestRecord) {
+        let Some(body) = &record.body else { return };
+        if body.len() < SHORTEST_REFERRED_BODY {
+            // Copied in less time than the lock takes.
+            record.own_body();
+            return;
+        }
+        let last = self.slot().clone();
+        if let Some(last) = last
+            && same_bytes(&last, body)
+        {
+            record.body = Some(last);
+            return;
+        }
+        record.own_body();
+        *self.slot() = record.body.clone();
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<bytes::Bytes>> {
+        // A panic elsewhere while holding it leaves a whole `Bytes`: still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Equal bytes, with the comparison skipped when both are the same memory.
+fn same_bytes(a: &bytes::Bytes, b: &bytes::Bytes) -> bool {
+    a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b)
 }
 
 fn body_len(record: &RequestRecord) -> usize {
@@ -151,7 +196,8 @@ struct Backlog {
     /// Wakes the writer when a batch is full; otherwise it wakes once a second, so a
     /// failure storm costs no thread wake-up a record.
     batch_full: tokio::sync::Notify,
-    /// The bytes of the queued records' bodies.
+    /// The bytes of the queued records' bodies, a body shared by several counted for each:
+    /// a bound on the memory they hold, not its measure.
     body_bytes: AtomicUsize,
     most_body_bytes: usize,
 }
@@ -405,7 +451,7 @@ impl WrittenBodies {
         }
         let fingerprint = self.fingerprint(body);
         if let Some((held, earlier)) = self.ids.get(&fingerprint)
-            && held == body
+            && same_bytes(held, body)
         {
             return Some(earlier.clone());
         }
@@ -573,6 +619,54 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             0,
             "the writer took every queued body off the count"
+        );
+    }
+
+    /// A failed request whose body is `body`, a slice of a larger buffer as hyper's read
+    /// buffer hands it out.
+    fn failed_reading(body: &[u8]) -> (crate::record::RequestRecord, Bytes) {
+        let mut record = crate::record::tests::record(500);
+        let mut buffer = body.to_vec();
+        buffer.extend_from_slice(b"POST /v1/messages HTTP/1.1");
+        let buffer = Bytes::from(buffer);
+        record.body = Some(buffer.slice(..body.len()));
+        (record, buffer)
+    }
+
+    fn body_at(record: &crate::record::RequestRecord) -> *const u8 {
+        record.body.as_ref().unwrap().as_ptr()
+    }
+
+    #[test]
+    fn a_retried_body_is_kept_once_and_a_different_one_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _writer) = FailureLog::new(dir.path().to_path_buf(), 14, 100);
+        let retried = format!(r#"{{"x":"{}"}}"#, "a".repeat(5_000));
+        let (mut first, first_buffer) = failed_reading(retried.as_bytes());
+        log.keep(&mut first);
+        assert_ne!(body_at(&first), first_buffer.as_ptr(), "copied out");
+        let (mut again, _) = failed_reading(retried.as_bytes());
+        log.keep(&mut again);
+        assert_eq!(body_at(&again), body_at(&first), "shares the first copy");
+
+        let other = retried.replace('a', "b");
+        let (mut different, different_buffer) = failed_reading(other.as_bytes());
+        log.keep(&mut different);
+        assert_ne!(body_at(&different), body_at(&first));
+        assert_ne!(body_at(&different), different_buffer.as_ptr(), "copied out");
+        assert_eq!(different.body.as_deref(), Some(other.as_bytes()));
+
+        let (mut tiny, tiny_buffer) = failed_reading(br#"{"x":"a"}"#);
+        log.keep(&mut tiny);
+        assert_ne!(body_at(&tiny), tiny_buffer.as_ptr(), "copied out");
+
+        let (mut succeeded, buffer) = failed_reading(retried.as_bytes());
+        succeeded.outcome = crate::record::Outcome::Completed;
+        log.keep(&mut succeeded);
+        assert_eq!(
+            body_at(&succeeded),
+            buffer.as_ptr(),
+            "not the log's: left alone"
         );
     }
 

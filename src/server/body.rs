@@ -35,8 +35,8 @@ impl PendingRecord {
         self.record.outcome = outcome;
         self.record.usage = usage.or(self.record.usage);
         self.record.timings.total = self.received.elapsed();
-        if self.sinks.iter().any(|sink| sink.holds(&self.record)) {
-            self.record.own_body();
+        for sink in self.sinks.iter() {
+            sink.keep(&mut self.record);
         }
         let record = std::sync::Arc::new(self.record);
         for sink in self.sinks.iter() {
