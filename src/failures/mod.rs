@@ -318,14 +318,40 @@ struct Lines {
     /// Ids start with this server's start time, so they are unique across restarts too.
     id_prefix: String,
     bodies: WrittenBodies,
-    /// The last batch's buffer, kept so a storm's batches reuse it.
-    spare: Vec<u8>,
+    /// The last batch's buffers, kept so a storm's batches reuse them.
+    spare: DayLines,
 }
 
 /// A batch's lines for one UTC day: one run, or two around midnight.
+#[derive(Default)]
 struct DayLines {
     day: String,
+    /// The lines without their bodies.
     lines: Vec<u8>,
+    /// The bodies, each with where in `lines` it goes, in order: written from the request's
+    /// own buffer, not copied into `lines` first.
+    bodies: Vec<(usize, bytes::Bytes)>,
+}
+
+impl DayLines {
+    fn starting(day: &str, mut spare: DayLines) -> DayLines {
+        spare.day.clear();
+        spare.day.push_str(day);
+        spare
+    }
+
+    /// The lines, bodies in place, as slices for a vectored write.
+    fn slices(&self) -> Vec<std::io::IoSlice<'_>> {
+        let mut slices = Vec::with_capacity(self.bodies.len() * 2 + 1);
+        let mut from = 0;
+        for (at, body) in &self.bodies {
+            slices.push(std::io::IoSlice::new(&self.lines[from..*at]));
+            slices.push(std::io::IoSlice::new(body));
+            from = *at;
+        }
+        slices.push(std::io::IoSlice::new(&self.lines[from..]));
+        slices
+    }
 }
 
 impl Lines {
@@ -340,21 +366,25 @@ impl Lines {
                 continue;
             };
             if runs.last().is_none_or(|run| run.day != record.day()) {
-                let lines = if runs.is_empty() {
+                let spare = if runs.is_empty() {
                     std::mem::take(&mut self.spare)
                 } else {
-                    Vec::new()
+                    DayLines::default()
                 };
-                let day = record.day().to_string();
-                runs.push(DayLines { day, lines });
+                runs.push(DayLines::starting(record.day(), spare));
             }
             let run = runs.last_mut().expect("pushed above");
             let before = run.lines.len();
             match self.bodies.earlier(&run.day, &body, &record.id) {
                 Some(earlier) => record.line_referring_to(earlier, &mut run.lines),
-                None => record.line_with_body(&body, &mut run.lines),
+                None => {
+                    record.line_before_body(&mut run.lines);
+                    since_yield += body.len(); // scanned for line breaks
+                    run.bodies.push((run.lines.len(), record::one_line(&body)));
+                    run.lines.extend_from_slice(record::LINE_AFTER_BODY);
+                }
             }
-            // Copying a storm of large bodies takes milliseconds: let requests on this
+            // Formatting a storm of records takes milliseconds: let requests on this
             // thread go on between them.
             since_yield += run.lines.len() - before;
             if since_yield >= YIELD_EVERY_BYTES {
@@ -365,13 +395,16 @@ impl Lines {
         runs
     }
 
-    /// The buffers of lines written, for the next batch.
+    /// The buffers of lines written, for the next batch. The bodies are let go here, on
+    /// the runtime, for the reason [`Writer::write`] gives.
     fn take_back(&mut self, runs: Vec<DayLines>) {
-        if let Some(DayLines { mut lines, .. }) = runs.into_iter().next() {
-            lines.clear();
-            // Kept for the next batch, but not a storm of large bodies' worth.
-            lines.shrink_to(KEPT_LINE_BYTES);
-            self.spare = lines;
+        if let Some(mut run) = runs.into_iter().next() {
+            run.lines.clear();
+            run.bodies.clear();
+            // Kept for the next batch, but not a storm's worth.
+            run.lines.shrink_to(KEPT_LINE_BYTES);
+            run.bodies.shrink_to(BATCH_RECORDS);
+            self.spare = run;
         }
     }
 }
@@ -502,18 +535,35 @@ fn append(
     open: &mut Option<DayFile>,
     sync: bool,
 ) -> Result<(), FailureLogError> {
-    use std::io::Write;
     let failed = |source| FailureLogError::Write {
         dir: dir.display().to_string(),
         source,
     };
     for run in runs {
         let file = day_file(open, dir, &run.day).map_err(failed)?;
-        file.write_all(&run.lines).map_err(failed)?;
+        write_all_vectored(file, &mut run.slices()).map_err(failed)?;
     }
     // Earlier batches went to the open file too: sync it even when this batch is empty.
     if sync && let Some(open) = open {
         open.file.sync_all().map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// `Write::write_all_vectored`, which std has not made stable.
+fn write_all_vectored(
+    file: &mut std::fs::File,
+    mut slices: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::IoSlice::advance_slices(&mut slices, 0); // past leading empty slices
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => std::io::IoSlice::advance_slices(&mut slices, written),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(())
 }
@@ -668,6 +718,34 @@ mod tests {
             buffer.as_ptr(),
             "not the log's: left alone"
         );
+    }
+
+    /// A shutdown writes the whole queue as one batch: more slices than one `writev` takes.
+    #[tokio::test]
+    async fn a_batch_of_more_bodies_than_one_writev_takes_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, writer) = FailureLog::new(dir.path().to_path_buf(), 14, 4096);
+        for n in 0..1500 {
+            let mut record = crate::record::tests::record(500);
+            // Distinct, and every third pretty-printed across lines.
+            let gap = if n % 3 == 0 { "\n  " } else { "" };
+            let body = format!(r#"{{{gap}"n":{n},"x":"{}"}}"#, "a".repeat(1_200));
+            record.body = Some(Bytes::from(body));
+            log.record(&Arc::new(record));
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        writer.run(stop).await;
+        let file = dir.path().join(format!("{}.jsonl", super::today()));
+        let written = std::fs::read_to_string(file).unwrap();
+        let numbers: Vec<u64> = written
+            .lines()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                line["request"]["n"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(numbers, (0..1500).collect::<Vec<u64>>());
     }
 
     #[test]

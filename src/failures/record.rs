@@ -68,7 +68,7 @@ impl FailureRecord {
     /// malformed JSON, a body over the limit) has nothing to replay and is left to stats.
     ///
     /// The body is not copied into the record: the writer splices it into the line
-    /// ([`FailureRecord::line_with_body`]).
+    /// ([`FailureRecord::line_before_body`]).
     pub fn of(request: &RequestRecord, id: String) -> Option<(FailureRecord, bytes::Bytes)> {
         if !Self::keeps(request) {
             return None;
@@ -121,25 +121,16 @@ impl FailureRecord {
             && request.failure.is_some()
     }
 
-    /// The record as one JSON line with the client's body in place, written as received
-    /// (it was validated then): no second parse, no copy through a `Value`.
-    pub fn line_with_body(&self, body: &[u8], out: &mut Vec<u8>) {
-        // `request` is the last field and serializes as `null`: splice the body over it.
+    /// The record's line up to where the client's body goes: then [`one_line`] of the
+    /// body, then [`LINE_AFTER_BODY`]. The body is written as received (it was validated
+    /// then): no second parse, no copy through a `Value`. The writer hands the three to one
+    /// vectored `write`, so a large body goes from the request's buffer to the file without
+    /// a copy in between.
+    pub fn line_before_body(&self, out: &mut Vec<u8>) {
+        // `request` is the last field and serializes as `null`: the body replaces it.
         serde_json::to_writer(&mut *out, self).expect("a failure record serializes");
         let null_end = out.len() - 1; // before the closing brace
         out.truncate(null_end - "null".len());
-        // Raw line breaks can only be whitespace between JSON tokens (strings escape them);
-        // one record per line needs none.
-        let start = out.len();
-        out.extend_from_slice(body);
-        if memchr::memchr2(b'\n', b'\r', body).is_some() {
-            for byte in &mut out[start..] {
-                if *byte == b'\n' || *byte == b'\r' {
-                    *byte = b' ';
-                }
-            }
-        }
-        out.extend_from_slice(b"}\n");
     }
 
     /// The record as one JSON line whose body is the one in record `earlier`.
@@ -153,6 +144,26 @@ impl FailureRecord {
     pub fn day(&self) -> &str {
         self.time.get(..10).unwrap_or("unknown")
     }
+}
+
+/// What follows the body in a line.
+pub const LINE_AFTER_BODY: &[u8] = b"}\n";
+
+/// The body as it goes in a line: as received, unless it holds raw line breaks. Those can
+/// only be whitespace between JSON tokens (strings escape them), and one record a line
+/// needs none, so they become spaces in a copy.
+pub fn one_line(body: &bytes::Bytes) -> bytes::Bytes {
+    if memchr::memchr2(b'\n', b'\r', body).is_none() {
+        return body.clone();
+    }
+    let spaced: Vec<u8> = body
+        .iter()
+        .map(|&byte| match byte {
+            b'\n' | b'\r' => b' ',
+            byte => byte,
+        })
+        .collect();
+    spaced.into()
 }
 
 fn null_json() -> Box<serde_json::value::RawValue> {
@@ -291,9 +302,13 @@ mod line_tests {
             "output_streamed": false, "request": null
         }))
         .unwrap();
-        let body = b"{\n  \"model\": \"m\",\r\n  \"messages\": [{\"content\": \"a\\nb\"}]\n}";
+        let body = bytes::Bytes::from_static(
+            b"{\n  \"model\": \"m\",\r\n  \"messages\": [{\"content\": \"a\\nb\"}]\n}",
+        );
         let mut line = Vec::new();
-        record.line_with_body(body, &mut line);
+        record.line_before_body(&mut line);
+        line.extend_from_slice(&one_line(&body));
+        line.extend_from_slice(LINE_AFTER_BODY);
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
         let back: FailureRecord = serde_json::from_slice(&line).unwrap();
         let request: serde_json::Value = serde_json::from_str(back.request.get()).unwrap();
