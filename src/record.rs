@@ -106,11 +106,11 @@ impl RequestRecord {
 pub trait RecordSink: Send + Sync {
     fn record(&self, record: &Arc<RequestRecord>);
 
-    /// Called before [`RecordSink::record`], with the record still the request's alone. A
-    /// sink that holds on to records after the request has ended (a queue) gives the ones it
-    /// keeps a body of their own here ([`RequestRecord::own_body`]), so a queued record does
-    /// not pin the connection's read buffer.
-    fn keep(&self, _record: &mut RequestRecord) {}
+    /// Whether this sink holds on to `record` after the request has ended (a queue). Such a
+    /// record gets a body of its own first ([`RequestRecord::own_body`]).
+    fn holds(&self, _record: &RequestRecord) -> bool {
+        false
+    }
 }
 
 /// Sinks are shared by every request.

@@ -23,7 +23,7 @@ const BATCH_RECORDS: usize = 100;
 const BATCH_EVERY: Duration = Duration::from_secs(1);
 /// A batch is also written once the queued records' bodies reach this many bytes: a storm
 /// of large bodies is held for a dozen records, not a hundred, so less memory is held and
-/// the bodies are still in the CPU's caches when the writer compares and copies them.
+/// the bodies are still in the CPU's caches when the writer compares and scans them.
 const BATCH_BODY_BYTES: usize = 1 << 20;
 /// The most bytes of bodies the queue holds (a record's count alone would let 4 096 bodies
 /// of up to `server.body_limit` each wait in memory); a record that would pass it is dropped
@@ -57,7 +57,6 @@ type Queued = (Arc<RequestRecord>, u64);
 pub struct FailureLog {
     queue: mpsc::Sender<Queued>,
     backlog: Arc<Backlog>,
-    last_body: LastBody,
     /// Records dropped because the queue was full.
     dropped: AtomicU64,
     /// Records queued, for record ids unique within this server.
@@ -90,7 +89,6 @@ impl FailureLog {
         let log = Arc::new(FailureLog {
             queue,
             backlog: backlog.clone(),
-            last_body: LastBody::default(),
             dropped: AtomicU64::new(0),
             next: AtomicU64::new(0),
         });
@@ -139,52 +137,9 @@ impl RecordSink for FailureLog {
         }
     }
 
-    fn keep(&self, record: &mut RequestRecord) {
-        if FailureRecord::keeps(record) {
-            self.last_body.share_or_own(record);
-        }
+    fn holds(&self, record: &RequestRecord) -> bool {
+        FailureRecord::keeps(record)
     }
-}
-
-/// The body of the record queued last. A client retrying one request sends the same body
-/// again and again: each retry's record shares the copy the first one made instead of
-/// copying its own, and the writer knows it by its address without comparing it again.
-#[derive(Default)]
-struct LastBody(std::sync::Mutex<Option<bytes::Bytes>>);
-
-impl LastBody {
-    /// Gives `record` the last queued body if its own is the same bytes (compared here,
-    /// while the request has just read them), otherwise a copy of its own, which becomes
-    /// the last body.
-    fn share_or_own(&self, record: &mut RequestRecord) {
-        let Some(body) = &record.body else { return };
-        if body.len() < SHORTEST_REFERRED_BODY {
-            // Copied in less time than the lock takes.
-            record.own_body();
-            return;
-        }
-        let last = self.slot().clone();
-        if let Some(last) = last
-            && same_bytes(&last, body)
-        {
-            record.body = Some(last);
-            return;
-        }
-        record.own_body();
-        *self.slot() = record.body.clone();
-    }
-
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<bytes::Bytes>> {
-        // A panic elsewhere while holding it leaves a whole `Bytes`: still usable.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Equal bytes, with the comparison skipped when both are the same memory.
-fn same_bytes(a: &bytes::Bytes, b: &bytes::Bytes) -> bool {
-    a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b)
 }
 
 fn body_len(record: &RequestRecord) -> usize {
@@ -196,8 +151,7 @@ struct Backlog {
     /// Wakes the writer when a batch is full; otherwise it wakes once a second, so a
     /// failure storm costs no thread wake-up a record.
     batch_full: tokio::sync::Notify,
-    /// The bytes of the queued records' bodies, a body shared by several counted for each:
-    /// a bound on the memory they hold, not its measure.
+    /// The bytes of the queued records' bodies.
     body_bytes: AtomicUsize,
     most_body_bytes: usize,
 }
@@ -484,7 +438,7 @@ impl WrittenBodies {
         }
         let fingerprint = self.fingerprint(body);
         if let Some((held, earlier)) = self.ids.get(&fingerprint)
-            && same_bytes(held, body)
+            && held == body
         {
             return Some(earlier.clone());
         }
@@ -642,6 +596,22 @@ mod tests {
         Arc::new(record)
     }
 
+    /// Stops `writer` (which writes everything queued) and parses today's file.
+    async fn written_at_shutdown(
+        writer: super::Writer,
+        dir: &std::path::Path,
+    ) -> Vec<serde_json::Value> {
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        writer.run(stop).await;
+        let file = dir.join(format!("{}.jsonl", super::today()));
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_record_past_the_queued_body_bytes_is_dropped_counted_and_the_rest_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -650,17 +620,10 @@ mod tests {
         log.record(&failed_with_body(6_000)); // 12 000 bytes queued would pass 10 000
         log.record(&failed_with_body(3_000));
         assert_eq!(log.dropped(), 1);
-        let stop = tokio_util::sync::CancellationToken::new();
-        stop.cancel();
-        writer.run(stop).await;
-        let file = dir.path().join(format!("{}.jsonl", super::today()));
-        let written = std::fs::read_to_string(file).unwrap();
-        let sizes: Vec<usize> = written
-            .lines()
-            .map(|line| {
-                let line: serde_json::Value = serde_json::from_str(line).unwrap();
-                line["request"]["x"].as_str().unwrap().len() + r#"{"x":""}"#.len()
-            })
+        let sizes: Vec<usize> = written_at_shutdown(writer, dir.path())
+            .await
+            .iter()
+            .map(|line| line["request"]["x"].as_str().unwrap().len() + r#"{"x":""}"#.len())
             .collect();
         assert_eq!(sizes, [6_000, 3_000]);
         assert_eq!(
@@ -669,54 +632,6 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             0,
             "the writer took every queued body off the count"
-        );
-    }
-
-    /// A failed request whose body is `body`, a slice of a larger buffer as hyper's read
-    /// buffer hands it out.
-    fn failed_reading(body: &[u8]) -> (crate::record::RequestRecord, Bytes) {
-        let mut record = crate::record::tests::record(500);
-        let mut buffer = body.to_vec();
-        buffer.extend_from_slice(b"POST /v1/messages HTTP/1.1");
-        let buffer = Bytes::from(buffer);
-        record.body = Some(buffer.slice(..body.len()));
-        (record, buffer)
-    }
-
-    fn body_at(record: &crate::record::RequestRecord) -> *const u8 {
-        record.body.as_ref().unwrap().as_ptr()
-    }
-
-    #[test]
-    fn a_retried_body_is_kept_once_and_a_different_one_copied() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, _writer) = FailureLog::new(dir.path().to_path_buf(), 14, 100);
-        let retried = format!(r#"{{"x":"{}"}}"#, "a".repeat(5_000));
-        let (mut first, first_buffer) = failed_reading(retried.as_bytes());
-        log.keep(&mut first);
-        assert_ne!(body_at(&first), first_buffer.as_ptr(), "copied out");
-        let (mut again, _) = failed_reading(retried.as_bytes());
-        log.keep(&mut again);
-        assert_eq!(body_at(&again), body_at(&first), "shares the first copy");
-
-        let other = retried.replace('a', "b");
-        let (mut different, different_buffer) = failed_reading(other.as_bytes());
-        log.keep(&mut different);
-        assert_ne!(body_at(&different), body_at(&first));
-        assert_ne!(body_at(&different), different_buffer.as_ptr(), "copied out");
-        assert_eq!(different.body.as_deref(), Some(other.as_bytes()));
-
-        let (mut tiny, tiny_buffer) = failed_reading(br#"{"x":"a"}"#);
-        log.keep(&mut tiny);
-        assert_ne!(body_at(&tiny), tiny_buffer.as_ptr(), "copied out");
-
-        let (mut succeeded, buffer) = failed_reading(retried.as_bytes());
-        succeeded.outcome = crate::record::Outcome::Completed;
-        log.keep(&mut succeeded);
-        assert_eq!(
-            body_at(&succeeded),
-            buffer.as_ptr(),
-            "not the log's: left alone"
         );
     }
 
@@ -733,17 +648,10 @@ mod tests {
             record.body = Some(Bytes::from(body));
             log.record(&Arc::new(record));
         }
-        let stop = tokio_util::sync::CancellationToken::new();
-        stop.cancel();
-        writer.run(stop).await;
-        let file = dir.path().join(format!("{}.jsonl", super::today()));
-        let written = std::fs::read_to_string(file).unwrap();
-        let numbers: Vec<u64> = written
-            .lines()
-            .map(|line| {
-                let line: serde_json::Value = serde_json::from_str(line).unwrap();
-                line["request"]["n"].as_u64().unwrap()
-            })
+        let numbers: Vec<u64> = written_at_shutdown(writer, dir.path())
+            .await
+            .iter()
+            .map(|line| line["request"]["n"].as_u64().unwrap())
             .collect();
         assert_eq!(numbers, (0..1500).collect::<Vec<u64>>());
     }

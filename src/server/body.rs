@@ -35,8 +35,8 @@ impl PendingRecord {
         self.record.outcome = outcome;
         self.record.usage = usage.or(self.record.usage);
         self.record.timings.total = self.received.elapsed();
-        for sink in self.sinks.iter() {
-            sink.keep(&mut self.record);
+        if self.sinks.iter().any(|sink| sink.holds(&self.record)) {
+            self.record.own_body();
         }
         let record = std::sync::Arc::new(self.record);
         for sink in self.sinks.iter() {
